@@ -1,0 +1,210 @@
+//! The crate's single error type.
+//!
+//! Every fallible public function returns [`Result<T>`](Result). Each variant
+//! carries the data a caller needs to act on it (which row, which entry, how
+//! far off). Floating-point payloads are stored as `f64` whatever the scalar
+//! type of the computation, so the enum is not generic.
+
+use std::fmt;
+
+use crate::stochastic::Violation;
+use crate::svd::Method;
+
+/// `std::result::Result` specialised to this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Everything that can go wrong in this crate.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::{attention::{softmax_rows, Mask}, Error};
+/// use nalgebra::dmatrix;
+///
+/// let logits = dmatrix![0.0_f64, 1.0; 2.0, 3.0];
+/// let mask = Mask::key_padding(vec![false, false]);
+/// assert_eq!(softmax_rows(&logits, &mask), Err(Error::FullyMaskedRow { row: 0 }));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An input matrix has no entries.
+    Empty {
+        /// Which input (`"matrix"`, `"queries"`, …).
+        what: &'static str,
+        /// Its number of rows.
+        rows: usize,
+        /// Its number of columns.
+        cols: usize,
+    },
+    /// A square matrix was required.
+    NotSquare {
+        /// Number of rows of the input.
+        rows: usize,
+        /// Number of columns of the input.
+        cols: usize,
+    },
+    /// Two inputs (or an input and a parameter) disagree in shape.
+    ShapeMismatch {
+        /// Which input has the wrong shape.
+        what: &'static str,
+        /// The shape that was required, as (rows, columns).
+        expected: (usize, usize),
+        /// The shape that was given, as (rows, columns).
+        found: (usize, usize),
+    },
+    /// An input holds NaN or ±∞ where only finite numbers are allowed.
+    NonFinite {
+        /// Which input.
+        what: &'static str,
+        /// Row of the first offending entry (its index for vectors).
+        row: usize,
+        /// Column of the first offending entry (0 for vectors).
+        col: usize,
+    },
+    /// A result is too large to be represented in the scalar type
+    /// (for example QKᵀ of queries and keys near the type's maximum).
+    Overflow {
+        /// What overflowed.
+        what: &'static str,
+    },
+    /// Every key of this query row is masked out, so its softmax is undefined.
+    ///
+    /// Policy: the crate never returns a NaN or an all-zero row for it.
+    FullyMaskedRow {
+        /// Index of the query row.
+        row: usize,
+    },
+    /// A matrix is not (row-, column- or doubly-) stochastic within tolerance.
+    NotStochastic {
+        /// The largest violation found.
+        violation: Violation,
+        /// The tolerance that was applied.
+        tolerance: f64,
+    },
+    /// A slice given as singular values is not non-negative and non-increasing.
+    InvalidSpectrum {
+        /// Index of the first offending value.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+    /// An iterative SVD hit its iteration cap before converging.
+    NoConvergence {
+        /// The algorithm that gave up.
+        method: Method,
+        /// Iterations (Jacobi: sweeps; nalgebra: implicit-shift QR steps) done.
+        iterations: usize,
+        /// The cap that was hit.
+        max_iterations: usize,
+        /// Jacobi: the largest remaining |cos| of the angle between two columns,
+        /// to compare with the threshold √rows·ε. `None` where unknown.
+        off_diagonal: Option<f64>,
+    },
+    /// An SVD routine produced a non-finite or otherwise unusable result.
+    Breakdown {
+        /// The algorithm that broke down.
+        method: Method,
+        /// What was wrong with its output.
+        reason: &'static str,
+    },
+    /// A rank r outside `0..=max` (or `1..=max` where zero makes no sense).
+    InvalidRank {
+        /// The rank that was asked for.
+        rank: usize,
+        /// The largest allowed rank, min(rows, columns).
+        max: usize,
+    },
+    /// A tolerance that is not a finite positive number.
+    InvalidTolerance {
+        /// Which tolerance.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// An energy target outside (0, 1].
+    InvalidEnergy {
+        /// The target given.
+        target: f64,
+    },
+    /// Any other parameter outside its domain.
+    InvalidParameter {
+        /// Which parameter.
+        name: &'static str,
+        /// What its domain is.
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Empty { what, rows, cols } => {
+                write!(f, "{what} is empty ({rows}×{cols})")
+            }
+            Error::NotSquare { rows, cols } => {
+                write!(f, "matrix must be square, got {rows}×{cols}")
+            }
+            Error::ShapeMismatch {
+                what,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{what} has shape {}×{}, expected {}×{}",
+                found.0, found.1, expected.0, expected.1
+            ),
+            Error::NonFinite { what, row, col } => {
+                write!(f, "{what} holds a non-finite value at ({row}, {col})")
+            }
+            Error::Overflow { what } => write!(f, "{what} overflows the scalar type"),
+            Error::FullyMaskedRow { row } => {
+                write!(f, "every key of query row {row} is masked out")
+            }
+            Error::NotStochastic {
+                violation,
+                tolerance,
+            } => write!(f, "{violation} (tolerance {tolerance:e})"),
+            Error::InvalidSpectrum { index, value } => write!(
+                f,
+                "singular values must be non-negative and non-increasing; \
+                 value {value:e} at index {index} is not"
+            ),
+            Error::NoConvergence {
+                method,
+                iterations,
+                max_iterations,
+                off_diagonal,
+            } => {
+                write!(
+                    f,
+                    "{method} SVD did not converge after {iterations} iterations (cap {max_iterations})"
+                )?;
+                if let Some(c) = off_diagonal {
+                    write!(f, "; largest remaining |cos| {c:e}")?;
+                }
+                Ok(())
+            }
+            Error::Breakdown { method, reason } => {
+                write!(f, "{method} SVD broke down: {reason}")
+            }
+            Error::InvalidRank { rank, max } => {
+                write!(f, "rank {rank} is out of range (at most {max})")
+            }
+            Error::InvalidTolerance { name, value } => {
+                write!(
+                    f,
+                    "tolerance `{name}` must be finite and positive, got {value:e}"
+                )
+            }
+            Error::InvalidEnergy { target } => {
+                write!(f, "energy target must lie in (0, 1], got {target}")
+            }
+            Error::InvalidParameter { name, reason } => {
+                write!(f, "invalid parameter `{name}`: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,405 @@
+//! Scalar summaries of a spectrum: ranks, norms, conditioning.
+//!
+//! # Definitions
+//!
+//! For singular values σ₁ ≥ … ≥ σ_k ≥ 0 of an n×m matrix A ≠ 0:
+//!
+//! ```text
+//! effective rank   erank(A) = exp(−Σᵢ pᵢ ln pᵢ),  pᵢ = σᵢ / Σⱼ σⱼ,  0·ln 0 := 0
+//!                  (Roy & Vetterli 2007)
+//! stable rank      srank(A) = ‖A‖²_F / ‖A‖²₂ = Σᵢ σᵢ² / σ₁²
+//! numerical rank   rank_τ(A) = #{ i : σᵢ > τ },  τ = max(atol, rtol·σ₁),
+//!                  default rtol = max(n, m)·ε (numpy.linalg.matrix_rank)
+//! norms            ‖A‖₂ = σ₁,  ‖A‖_* = Σᵢ σᵢ,  ‖A‖_F = √(Σᵢ σᵢ²)
+//! condition number κ₂(A) = σ₁ / σ_k   (+∞ when σ_k = 0)
+//! ```
+//!
+//! They satisfy 1 ≤ srank ≤ erank ≤ rank ≤ min(n, m) (`docs/THEORY.md`,
+//! T10), and erank, srank are invariant under A → c·A, c ≠ 0.
+//!
+//! # Conventions
+//!
+//! For the zero matrix, erank = srank = numerical rank = 0 and κ₂ = +∞.
+//! erank is clamped to [1, #{σᵢ > 0}], the exact bounds, so that rounding in
+//! exp(ln(·)) cannot break them. σ slices must be finite, non-negative and
+//! non-increasing ([`Error::InvalidSpectrum`]), and non-empty
+//! ([`Error::Empty`]).
+//!
+//! # Complexity
+//!
+//! O(k) per metric; [`summarize`] adds one values-only SVD, O(n·m·k).
+//!
+//! # Examples
+//!
+//! ```
+//! use attention_svd::metrics::{effective_rank, stable_rank};
+//!
+//! let sigma = [1.0_f64, 1.0, 1.0, 1.0];
+//! assert!((effective_rank(&sigma).unwrap() - 4.0).abs() < 1e-12);
+//! assert_eq!(stable_rank(&sigma).unwrap(), 4.0);
+//! ```
+
+use nalgebra::DMatrix;
+
+use crate::lowrank::{rank_for_energy, scaled_norm};
+use crate::stochastic::compensated_sum;
+use crate::svd::{singular_values, Backend};
+use crate::{check, Error, Result, Scalar};
+
+/// The threshold τ below which singular values count as zero in
+/// [`numerical_rank`]: τ = max(atol, rtol·σ₁).
+///
+/// With neither set, rtol = max(n, m)·ε (numpy's default). Setting only
+/// `atol` uses τ = atol; setting only `rtol` uses τ = rtol·σ₁.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::{numerical_rank, RankTolerance};
+///
+/// let sigma = [1.0_f64, 1e-3, 1e-20];
+/// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::default()).unwrap(), 2);
+/// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::relative(1e-2)).unwrap(), 1);
+/// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::absolute(1e-30)).unwrap(), 3);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RankTolerance<T> {
+    atol: Option<T>,
+    rtol: Option<T>,
+}
+
+impl<T: Scalar> Default for RankTolerance<T> {
+    /// Neither atol nor rtol: τ = max(n, m)·ε·σ₁.
+    fn default() -> Self {
+        RankTolerance {
+            atol: None,
+            rtol: None,
+        }
+    }
+}
+
+impl<T: Scalar> RankTolerance<T> {
+    /// An absolute threshold τ = atol.
+    pub fn absolute(atol: T) -> Self {
+        RankTolerance {
+            atol: Some(atol),
+            rtol: None,
+        }
+    }
+
+    /// A threshold relative to the largest singular value, τ = rtol·σ₁.
+    pub fn relative(rtol: T) -> Self {
+        RankTolerance {
+            atol: None,
+            rtol: Some(rtol),
+        }
+    }
+
+    /// Adds an absolute floor: τ = max(atol, rtol·σ₁).
+    pub fn with_atol(mut self, atol: T) -> Self {
+        self.atol = Some(atol);
+        self
+    }
+
+    /// Adds a relative part: τ = max(atol, rtol·σ₁).
+    pub fn with_rtol(mut self, rtol: T) -> Self {
+        self.rtol = Some(rtol);
+        self
+    }
+
+    /// The threshold τ for singular values with largest value `sigma_max`
+    /// of an n×m matrix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidTolerance`] if atol or rtol is not finite and positive.
+    pub fn threshold(&self, sigma_max: T, (n, m): (usize, usize)) -> Result<T> {
+        let atol = self.atol.map(|t| check::tolerance(t, "atol")).transpose()?;
+        let rtol = self.rtol.map(|t| check::tolerance(t, "rtol")).transpose()?;
+        let rtol = match (atol, rtol) {
+            (None, None) => Some(T::from_count(n.max(m)) * T::EPSILON),
+            (_, r) => r,
+        };
+        let rel = rtol.map_or(T::zero(), |r| r * sigma_max);
+        Ok(atol.map_or(rel, |a| a.max(rel)))
+    }
+}
+
+/// Effective rank exp(H(p)), pᵢ = σᵢ/Σσ (Roy & Vetterli 2007).
+///
+/// # Errors
+///
+/// [`Error::Empty`] for an empty slice; [`Error::InvalidSpectrum`] /
+/// [`Error::NonFinite`] for a slice that is not a spectrum.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::effective_rank;
+/// assert_eq!(effective_rank(&[2.0_f64, 0.0]).unwrap(), 1.0);
+/// ```
+pub fn effective_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    if sigma[0] == T::zero() {
+        return Ok(T::zero());
+    }
+    let s1 = sigma[0];
+    let total = compensated_sum(sigma.iter().map(|&s| s / s1));
+    let entropy = -compensated_sum(sigma.iter().filter(|&&s| s > T::zero()).map(|&s| {
+        let p = (s / s1) / total;
+        p * p.ln()
+    }));
+    let nonzero = sigma.iter().filter(|&&s| s > T::zero()).count();
+    Ok(entropy.exp().max(T::one()).min(T::from_count(nonzero)))
+}
+
+/// Stable rank Σσᵢ²/σ₁² = ‖A‖²_F/‖A‖²₂.
+///
+/// # Errors
+///
+/// As [`effective_rank`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::stable_rank;
+/// assert_eq!(stable_rank(&[2.0_f64, 1.0]).unwrap(), 1.25);
+/// ```
+pub fn stable_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    if sigma[0] == T::zero() {
+        return Ok(T::zero());
+    }
+    let s1 = sigma[0];
+    Ok(compensated_sum(
+        sigma.iter().rev().map(|&s| (s / s1) * (s / s1)),
+    ))
+}
+
+/// Numerical rank #{σᵢ > τ} for singular values of an n×m matrix, with τ
+/// from [`RankTolerance`].
+///
+/// # Errors
+///
+/// As [`effective_rank`]; [`Error::ShapeMismatch`] if σ.len() ≠ min(n, m);
+/// [`Error::InvalidTolerance`] for a bad atol/rtol.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::{numerical_rank, RankTolerance};
+/// let sigma = [1.0_f64, 1e-15];
+/// // τ = 2·ε·1 ≈ 4.4e-16 < 1e-15.
+/// assert_eq!(numerical_rank(&sigma, (2, 2), RankTolerance::default()).unwrap(), 2);
+/// ```
+pub fn numerical_rank<T: Scalar>(
+    sigma: &[T],
+    shape: (usize, usize),
+    tol: RankTolerance<T>,
+) -> Result<usize> {
+    spectrum(sigma)?;
+    let k = shape.0.min(shape.1);
+    if sigma.len() != k {
+        return Err(Error::ShapeMismatch {
+            what: "singular values",
+            expected: (k, 1),
+            found: (sigma.len(), 1),
+        });
+    }
+    let tau = tol.threshold(sigma[0], shape)?;
+    Ok(sigma.iter().filter(|&&s| s > tau).count())
+}
+
+/// Spectral norm ‖A‖₂ = σ₁.
+///
+/// # Errors
+///
+/// As [`effective_rank`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::spectral_norm;
+/// assert_eq!(spectral_norm(&[3.0_f64, 1.0]).unwrap(), 3.0);
+/// ```
+pub fn spectral_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    Ok(sigma[0])
+}
+
+/// Nuclear norm ‖A‖_* = Σσᵢ.
+///
+/// # Errors
+///
+/// As [`effective_rank`], and [`Error::Overflow`] if the sum overflows.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::nuclear_norm;
+/// assert_eq!(nuclear_norm(&[3.0_f64, 1.0]).unwrap(), 4.0);
+/// ```
+pub fn nuclear_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    let s = compensated_sum(sigma.iter().rev().copied());
+    if s.finite() {
+        Ok(s)
+    } else {
+        Err(Error::Overflow {
+            what: "nuclear norm",
+        })
+    }
+}
+
+/// Frobenius norm ‖A‖_F = √(Σσᵢ²), computed on the scale of σ₁.
+///
+/// # Errors
+///
+/// As [`nuclear_norm`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::frobenius_norm;
+/// assert_eq!(frobenius_norm(&[4.0_f64, 3.0]).unwrap(), 5.0);
+/// ```
+pub fn frobenius_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    let f = scaled_norm(sigma);
+    if f.finite() {
+        Ok(f)
+    } else {
+        Err(Error::Overflow {
+            what: "Frobenius norm",
+        })
+    }
+}
+
+/// 2-norm condition number κ₂ = σ₁/σ_k; +∞ for a singular (or zero) matrix.
+///
+/// # Errors
+///
+/// As [`effective_rank`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::condition_number;
+/// assert_eq!(condition_number(&[4.0_f64, 2.0]).unwrap(), 2.0);
+/// assert_eq!(condition_number(&[4.0_f64, 0.0]).unwrap(), f64::INFINITY);
+/// ```
+pub fn condition_number<T: Scalar>(sigma: &[T]) -> Result<T> {
+    spectrum(sigma)?;
+    let last = sigma[sigma.len() - 1];
+    if last == T::zero() {
+        return Ok(T::INFINITY);
+    }
+    Ok(sigma[0] / last)
+}
+
+/// Every metric of this module, and the energy ranks of
+/// [`lowrank`](crate::lowrank), for one matrix.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Summary<T> {
+    /// Number of rows n.
+    pub rows: usize,
+    /// Number of columns m.
+    pub cols: usize,
+    /// σ₁ ≥ … ≥ σ_k ≥ 0, k = min(n, m).
+    pub singular_values: Vec<T>,
+    /// ‖A‖₂ = σ₁.
+    pub spectral_norm: T,
+    /// ‖A‖_* = Σσᵢ.
+    pub nuclear_norm: T,
+    /// ‖A‖_F.
+    pub frobenius_norm: T,
+    /// σ₁/σ_k (+∞ if singular).
+    pub condition_number: T,
+    /// Roy–Vetterli effective rank.
+    pub effective_rank: T,
+    /// ‖A‖²_F/‖A‖²₂.
+    pub stable_rank: T,
+    /// #{σᵢ > τ} with the default τ = max(n, m)·ε·σ₁.
+    pub numerical_rank: usize,
+    /// The τ used for `numerical_rank` (σ below it are round-off).
+    pub rank_threshold: T,
+    /// Smallest r with E(r) ≥ 0.9.
+    pub energy_rank_90: usize,
+    /// Smallest r with E(r) ≥ 0.99.
+    pub energy_rank_99: usize,
+    /// Smallest r with E(r) ≥ 0.999.
+    pub energy_rank_999: usize,
+}
+
+impl<T: Scalar> Summary<T> {
+    /// The summary of the singular values `sigma` of an n×m matrix.
+    ///
+    /// # Errors
+    ///
+    /// As [`numerical_rank`] (with the default tolerance) and
+    /// [`nuclear_norm`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use attention_svd::metrics::Summary;
+    /// let s = Summary::from_singular_values(vec![2.0_f64, 1.0, 0.0], 3, 4).unwrap();
+    /// assert_eq!(s.numerical_rank, 2);
+    /// assert_eq!(s.energy_rank_90, 2);
+    /// assert_eq!(s.condition_number, f64::INFINITY);
+    /// ```
+    pub fn from_singular_values(sigma: Vec<T>, rows: usize, cols: usize) -> Result<Self> {
+        let tolerance = RankTolerance::default();
+        let numerical_rank = numerical_rank(&sigma, (rows, cols), tolerance)?;
+        Ok(Summary {
+            rows,
+            cols,
+            spectral_norm: spectral_norm(&sigma)?,
+            nuclear_norm: nuclear_norm(&sigma)?,
+            frobenius_norm: frobenius_norm(&sigma)?,
+            condition_number: condition_number(&sigma)?,
+            effective_rank: effective_rank(&sigma)?,
+            stable_rank: stable_rank(&sigma)?,
+            numerical_rank,
+            rank_threshold: tolerance.threshold(sigma[0], (rows, cols))?,
+            energy_rank_90: rank_for_energy(&sigma, T::lit(0.9))?,
+            energy_rank_99: rank_for_energy(&sigma, T::lit(0.99))?,
+            energy_rank_999: rank_for_energy(&sigma, T::lit(0.999))?,
+            singular_values: sigma,
+        })
+    }
+}
+
+/// The [`Summary`] of `a`, from a values-only SVD with `backend`.
+///
+/// # Errors
+///
+/// The errors of [`singular_values`](crate::svd::singular_values).
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::{metrics::summarize, svd::Backend};
+/// use nalgebra::DMatrix;
+///
+/// let a = DMatrix::<f64>::identity(4, 4);
+/// let s = summarize(&a, Backend::Auto).unwrap();
+/// assert!((s.effective_rank - 4.0).abs() < 1e-12);
+/// assert_eq!(s.numerical_rank, 4);
+/// ```
+pub fn summarize<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Summary<T>> {
+    let sigma = singular_values(a, backend)?;
+    Summary::from_singular_values(sigma, a.nrows(), a.ncols())
+}
+
+fn spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
+    if sigma.is_empty() {
+        return Err(Error::Empty {
+            what: "singular values",
+            rows: 0,
+            cols: 1,
+        });
+    }
+    check::spectrum(sigma)
+}

@@ -1,0 +1,297 @@
+//! One-sided (Hestenes) Jacobi SVD.
+//!
+//! # Algorithm
+//!
+//! Let W be the input with rows ≥ columns (the transpose is used for wide
+//! inputs), scaled by 1/max|wᵢⱼ| so every entry is in [−1, 1]. For every pair
+//! of columns (p, q) in cyclic order compute
+//!
+//! ```text
+//! α = ‖w_p‖²,  β = ‖w_q‖²,  γ = w_pᵀw_q,  cos θ = |γ| / (√α·√β)
+//! ```
+//!
+//! and, when cos θ > √rows·ε (LAPACK dgesvj's threshold), the plane rotation
+//! that makes the two columns orthogonal (Rutishauser's formulas):
+//!
+//! ```text
+//! ζ = (β − α) / (2γ),  t = sign(ζ) / (|ζ| + √(1 + ζ²)),  c = 1/√(1 + t²),  s = c·t
+//! w_p ← c·w_p − s·w_q,   w_q ← s·w_p + c·w_q
+//! ```
+//!
+//! applied to W and (when vectors are wanted) to V = I. A sweep that rotates
+//! nothing ends the iteration: W = UΣ with mutually orthogonal columns, so
+//! σⱼ = ‖wⱼ‖·max|a|, uⱼ = wⱼ/‖wⱼ‖. Columns whose squared norm falls below
+//! MIN_POSITIVE/ε (relative to max|a|) are treated as exactly zero: their
+//! contribution is far below the rounding error of the input. The missing
+//! columns of U are completed to an orthonormal basis.
+//!
+//! # Accuracy
+//!
+//! Since the stopping test is *relative* (a cosine), small singular values
+//! are computed to high relative accuracy when A = B·D with B well
+//! conditioned and D diagonal (Demmel–Veselić 1992), and the computed U is
+//! orthonormal to O(√rows·ε) even for tiny σ.
+//!
+//! # Complexity
+//!
+//! O(sweeps·c²·r) for an r×c input (r ≥ c), sweeps typically 6–12.
+
+use nalgebra::DMatrix;
+
+use super::{JacobiParams, Method};
+use crate::{Error, Result, Scalar};
+
+/// The output of the Jacobi kernel before it is wrapped: (U, σ, Vᵀ) in the
+/// shape of the input, σ sorted non-increasing. U and Vᵀ are `None` when not
+/// requested.
+pub(crate) type Parts<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>);
+
+/// One-sided Jacobi SVD of a non-empty, finite matrix.
+pub(crate) fn svd<T: Scalar>(
+    a: &DMatrix<T>,
+    vectors: bool,
+    params: &JacobiParams,
+) -> Result<Parts<T>> {
+    let (n, m) = a.shape();
+    let transposed = n < m;
+    let mut w = if transposed { a.transpose() } else { a.clone() };
+    let (r, c) = w.shape();
+    let max_sweeps = params.sweeps_for::<T>();
+
+    let amax = w.amax();
+    if amax == T::zero() {
+        let sigma = vec![T::zero(); c];
+        let uw = vectors.then(|| DMatrix::identity(r, c));
+        let v = vectors.then(|| DMatrix::identity(c, c));
+        return Ok(finish(uw, sigma, v, transposed));
+    }
+    // Division, not multiplication by 1/amax: 1/amax overflows for subnormal amax.
+    w.apply(|x| *x /= amax);
+
+    let mut v = vectors.then(|| DMatrix::<T>::identity(c, c));
+    presort_by_norm(&mut w, v.as_mut());
+
+    let tol = T::from_count(r).sqrt() * T::EPSILON;
+    let tiny = T::MIN_POSITIVE / T::EPSILON;
+    let mut converged = false;
+    let mut sweeps = 0;
+    let mut last_max_cos = T::zero();
+    while sweeps < max_sweeps {
+        sweeps += 1;
+        let mut rotated = false;
+        let mut max_cos = T::zero();
+        for p in 0..c {
+            for q in p + 1..c {
+                let (wp, wq) = two_columns(w.as_mut_slice(), r, p, q);
+                let (alpha, beta, gamma) = dots(wp, wq);
+                if alpha <= tiny || beta <= tiny {
+                    continue;
+                }
+                let cos = gamma.abs() / (alpha.sqrt() * beta.sqrt());
+                if cos > max_cos {
+                    max_cos = cos;
+                }
+                if cos <= tol {
+                    continue;
+                }
+                rotated = true;
+                let zeta = (beta - alpha) / (gamma + gamma);
+                let sign = if zeta >= T::zero() {
+                    T::one()
+                } else {
+                    -T::one()
+                };
+                let t = sign / (zeta.abs() + T::one().hypot(zeta));
+                let cs = T::one() / T::one().hypot(t);
+                let sn = cs * t;
+                rotate(wp, wq, cs, sn);
+                if let Some(v) = v.as_mut() {
+                    let (vp, vq) = two_columns(v.as_mut_slice(), c, p, q);
+                    rotate(vp, vq, cs, sn);
+                }
+            }
+        }
+        last_max_cos = max_cos;
+        if !rotated {
+            converged = true;
+            break;
+        }
+    }
+    if !converged {
+        return Err(Error::NoConvergence {
+            method: Method::Jacobi,
+            iterations: sweeps,
+            max_iterations: max_sweeps,
+            off_diagonal: Some(last_max_cos.to_f64()),
+        });
+    }
+
+    // σ_j = ‖w_j‖·amax; columns below the underflow threshold are zero.
+    let mut norms = Vec::with_capacity(c);
+    for j in 0..c {
+        let col = &w.as_slice()[j * r..(j + 1) * r];
+        let ss: T = col.iter().fold(T::zero(), |acc, &x| acc + x * x);
+        norms.push(if ss <= tiny { T::zero() } else { ss.sqrt() });
+    }
+    let mut sigma = Vec::with_capacity(c);
+    for &nj in &norms {
+        let s = nj * amax;
+        if !s.finite() {
+            return Err(Error::Overflow {
+                what: "singular value",
+            });
+        }
+        sigma.push(s);
+    }
+
+    let mut uw = None;
+    if vectors {
+        let mut u = w;
+        let mut zero_cols = Vec::new();
+        for (j, &nj) in norms.iter().enumerate() {
+            let col = &mut u.as_mut_slice()[j * r..(j + 1) * r];
+            if nj == T::zero() {
+                col.iter_mut().for_each(|x| *x = T::zero());
+                zero_cols.push(j);
+            } else {
+                col.iter_mut().for_each(|x| *x /= nj);
+            }
+        }
+        complete_orthonormal(&mut u, &zero_cols);
+        uw = Some(u);
+    }
+
+    // Sort σ non-increasing and permute the vectors alike.
+    let mut order: Vec<usize> = (0..c).collect();
+    order.sort_by(|&i, &j| sigma[j].partial_cmp(&sigma[i]).expect("finite"));
+    let sigma_sorted: Vec<T> = order.iter().map(|&i| sigma[i]).collect();
+    let uw = uw.map(|u| permute_columns(&u, &order));
+    let v = v.map(|v| permute_columns(&v, &order));
+    Ok(finish(uw, sigma_sorted, v, transposed))
+}
+
+/// Maps the factors of W back to those of the input.
+fn finish<T: Scalar>(
+    uw: Option<DMatrix<T>>,
+    sigma: Vec<T>,
+    v: Option<DMatrix<T>>,
+    transposed: bool,
+) -> Parts<T> {
+    if transposed {
+        // Aᵀ = U_w Σ Vᵀ  ⇒  A = V Σ U_wᵀ.
+        (v, sigma, uw.map(|u| u.transpose()))
+    } else {
+        (uw, sigma, v.map(|v| v.transpose()))
+    }
+}
+
+fn permute_columns<T: Scalar>(a: &DMatrix<T>, order: &[usize]) -> DMatrix<T> {
+    DMatrix::from_fn(a.nrows(), order.len(), |i, j| a[(i, order[j])])
+}
+
+/// Sorts the columns of `w` (and of `v`) by decreasing norm: a cheap
+/// ordering that speeds up convergence and leaves σ nearly sorted.
+fn presort_by_norm<T: Scalar>(w: &mut DMatrix<T>, v: Option<&mut DMatrix<T>>) {
+    let r = w.nrows();
+    let norms: Vec<T> = (0..w.ncols())
+        .map(|j| {
+            w.as_slice()[j * r..(j + 1) * r]
+                .iter()
+                .fold(T::zero(), |a, &x| a + x * x)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..w.ncols()).collect();
+    order.sort_by(|&i, &j| norms[j].partial_cmp(&norms[i]).expect("finite"));
+    if order.iter().enumerate().all(|(i, &j)| i == j) {
+        return;
+    }
+    *w = permute_columns(w, &order);
+    if let Some(v) = v {
+        *v = permute_columns(v, &order);
+    }
+}
+
+/// Mutable slices of columns p < q of a column-major buffer with `r` rows.
+#[inline]
+fn two_columns<T>(data: &mut [T], r: usize, p: usize, q: usize) -> (&mut [T], &mut [T]) {
+    debug_assert!(p < q);
+    let (left, right) = data.split_at_mut(q * r);
+    (&mut left[p * r..(p + 1) * r], &mut right[..r])
+}
+
+/// (‖x‖², ‖y‖², xᵀy) in one pass.
+#[inline]
+fn dots<T: Scalar>(x: &[T], y: &[T]) -> (T, T, T) {
+    let (mut a, mut b, mut g) = (T::zero(), T::zero(), T::zero());
+    for (&xi, &yi) in x.iter().zip(y) {
+        a += xi * xi;
+        b += yi * yi;
+        g += xi * yi;
+    }
+    (a, b, g)
+}
+
+/// x ← c·x − s·y, y ← s·x + c·y.
+#[inline]
+fn rotate<T: Scalar>(x: &mut [T], y: &mut [T], c: T, s: T) {
+    for (xi, yi) in x.iter_mut().zip(y.iter_mut()) {
+        let (a, b) = (*xi, *yi);
+        *xi = c * a - s * b;
+        *yi = s * a + c * b;
+    }
+}
+
+/// Fills the listed (zero) columns of `u`, whose other columns are
+/// orthonormal, with unit vectors orthogonal to all the others: for each,
+/// the standard basis vector with the largest component outside the span so
+/// far, orthogonalised twice (classical Gram–Schmidt with reorthogonalisation).
+pub(crate) fn complete_orthonormal<T: Scalar>(u: &mut DMatrix<T>, zero_cols: &[usize]) {
+    if zero_cols.is_empty() {
+        return;
+    }
+    let (r, c) = u.shape();
+    let mut filled: Vec<bool> = vec![true; c];
+    for &j in zero_cols {
+        filled[j] = false;
+    }
+    // Squared norm of each row of the filled columns: e_i has residual
+    // 1 − ‖row_i‖² outside their span; pick the largest each time.
+    let mut row_weight = vec![T::zero(); r];
+    for (j, &f) in filled.iter().enumerate() {
+        if f {
+            for (i, w) in row_weight.iter_mut().enumerate() {
+                *w += u[(i, j)] * u[(i, j)];
+            }
+        }
+    }
+    for &j in zero_cols {
+        let best = (0..r)
+            .min_by(|&a, &b| row_weight[a].partial_cmp(&row_weight[b]).expect("finite"))
+            .expect("r ≥ 1");
+        let mut x = vec![T::zero(); r];
+        x[best] = T::one();
+        for _pass in 0..2 {
+            for (l, &f) in filled.iter().enumerate() {
+                if !f {
+                    continue;
+                }
+                let col = &u.as_slice()[l * r..(l + 1) * r];
+                let proj = col
+                    .iter()
+                    .zip(&x)
+                    .fold(T::zero(), |a, (&ci, &xi)| a + ci * xi);
+                for (xi, &ci) in x.iter_mut().zip(col) {
+                    *xi -= proj * ci;
+                }
+            }
+        }
+        let norm = x.iter().fold(T::zero(), |a, &xi| a + xi * xi).sqrt();
+        for (i, xi) in x.iter().enumerate() {
+            u[(i, j)] = *xi / norm;
+        }
+        filled[j] = true;
+        for (i, w) in row_weight.iter_mut().enumerate() {
+            *w += u[(i, j)] * u[(i, j)];
+        }
+    }
+}
