@@ -1,1 +1,104 @@
-fn main() {}
+//! Masked softmax attention: computing A = softmax(QKᵀ/√d + mask).
+//!
+//! Groups (benchmark ids are `<group>/<mask>-<type>/<n>`, e.g.
+//! `attention/scaled_dot_product/causal-f32/256`, throughput n² elements):
+//!
+//! - `attention/scaled_dot_product`: [`scaled_dot_product`] from Q, K (n×64),
+//!   i.e. the QKᵀ product plus the masked softmax.
+//! - `attention/softmax_rows`: [`softmax_rows`] alone, on the precomputed
+//!   n×n logits QKᵀ/√d.
+//!
+//! Both run at n ∈ {64, 256, 1024} with the masks `none`, `causal` and
+//! `causal+padding` (causal, and the last 10% of the keys are padding), in
+//! f32 and f64. Q and K are seeded Gaussian (see `benches/common/mod.rs`);
+//! every input is built once outside the timed loop.
+//!
+//! Run with
+//!
+//! ```text
+//! cargo bench --bench attention                                  # all groups
+//! cargo bench --bench attention -- attention/softmax_rows        # one group
+//! cargo bench --bench attention -- 'scaled_dot_product/causal-'  # causal masks only
+//! cargo bench --bench attention -- --quick '/64$'                # smallest size, quick mode
+//! ```
+
+mod common;
+
+use std::hint::black_box;
+
+use attention_svd::attention::{scaled_dot_product, softmax_rows};
+use attention_svd::Scalar;
+use common::MaskKind;
+use criterion::measurement::Measurement;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+
+/// Sizes of the size sweeps (ascending, see [`common::for_each_size`]).
+const SIZES: &[usize] = &[64, 256, 1024];
+
+/// The benchmark name of a mask kind in type `T`: `none-f32`, `causal-f64`.
+fn id_name<T: Scalar>(kind: MaskKind) -> String {
+    format!("{}-{}", kind.name(), T::NAME)
+}
+
+/// `scaled_dot_product` at size n for every mask kind, in type `T`.
+fn bench_scaled_dot_product<T: Scalar, M: Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
+    n: usize,
+) {
+    let (q, k) = common::queries_keys::<T>(n);
+    for kind in MaskKind::ALL {
+        let input = (&q, &k, kind.mask::<T>(n));
+        group.bench_with_input(
+            BenchmarkId::new(id_name::<T>(kind), n),
+            &input,
+            |b, (q, k, mask)| {
+                b.iter(|| {
+                    scaled_dot_product(black_box(*q), black_box(*k), black_box(mask))
+                        .expect("seeded attention input is valid")
+                })
+            },
+        );
+    }
+}
+
+/// `softmax_rows` of the precomputed logits at size n for every mask kind,
+/// in type `T`.
+fn bench_softmax_rows<T: Scalar, M: Measurement>(group: &mut BenchmarkGroup<'_, M>, n: usize) {
+    let logits = common::logits::<T>(n);
+    for kind in MaskKind::ALL {
+        let input = (&logits, kind.mask::<T>(n));
+        group.bench_with_input(
+            BenchmarkId::new(id_name::<T>(kind), n),
+            &input,
+            |b, (logits, mask)| {
+                b.iter(|| {
+                    softmax_rows(black_box(*logits), black_box(mask))
+                        .expect("seeded logits are valid")
+                })
+            },
+        );
+    }
+}
+
+fn scaled_dot_product_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention/scaled_dot_product");
+    group.plot_config(common::log_scale());
+    common::for_each_size(&mut group, SIZES, |group, n| {
+        bench_scaled_dot_product::<f32, _>(group, n);
+        bench_scaled_dot_product::<f64, _>(group, n);
+    });
+    group.finish();
+}
+
+fn softmax_rows_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention/softmax_rows");
+    group.plot_config(common::log_scale());
+    common::for_each_size(&mut group, SIZES, |group, n| {
+        bench_softmax_rows::<f32, _>(group, n);
+        bench_softmax_rows::<f64, _>(group, n);
+    });
+    group.finish();
+}
+
+criterion_group!(benches, scaled_dot_product_group, softmax_rows_group);
+criterion_main!(benches);

@@ -14,7 +14,7 @@
 //! # Guarantees
 //!
 //! - **Row-stochastic:** every entry is in [0, 1] and every row sums to 1 up
-//!   to rounding (|Σ_j A_ij − 1| ≤ (m + 2)·ε, see `docs/THEORY.md`, T1).
+//!   to rounding (|Σ_j A_ij − 1| ≤ m·ε to first order, `docs/THEORY.md`, T1).
 //! - **Masked entries are exactly 0**, and so are logits of −∞.
 //! - **No overflow:** subtracting the row maximum μ_i makes every exponent
 //!   ≤ 0, so every exponential is ≤ 1 and the row sum is ≥ 1 (the maximum
@@ -198,7 +198,7 @@ pub fn scaled_dot_product_with_scale<T: Scalar>(
 /// ```
 pub fn split_heads<T: Scalar>(x: &DMatrix<T>, heads: usize) -> Result<Vec<DMatrix<T>>> {
     check::non_empty(x, "projection")?;
-    if heads == 0 || x.ncols() % heads != 0 {
+    if heads == 0 || !x.ncols().is_multiple_of(heads) {
         return Err(Error::InvalidParameter {
             name: "heads",
             reason: "the number of heads must be positive and divide the projection width",

@@ -22,7 +22,7 @@
 //!
 //! `Auto` checks nalgebra's answer against the input: all finite, the energy
 //! identity Σσᵢ² = ‖A‖²_F, and with vectors the residual ‖A − UΣVᵀ‖_F and the
-//! orthogonality ‖UᵀU − I‖_F, ‖VᵀV − I‖_F, each against 32·max(n, m)·ε (times
+//! orthogonality ‖UᵀU − I‖_F, ‖VᵀV − I‖_F, each against 8·max(n, m)·ε (times
 //! ‖A‖_F for the residual). This catches nalgebra's silent failures such as
 //! wrong σ on all-ones-like matrices with vectors requested (nalgebra issue
 //! #1172), which uniform attention triggers. Which backend produced a result
@@ -295,7 +295,7 @@ pub fn svd<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Svd<T>> {
 /// use nalgebra::dmatrix;
 ///
 /// let s = singular_values(&dmatrix![0.0_f64, 2.0; 1.0, 0.0], Backend::Auto).unwrap();
-/// assert_eq!(s, vec![2.0, 1.0]);
+/// assert!((s[0] - 2.0).abs() < 1e-15 && (s[1] - 1.0).abs() < 1e-15);
 /// ```
 pub fn singular_values<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Vec<T>> {
     check::matrix(a, "matrix")?;
@@ -326,9 +326,9 @@ fn run<T: Scalar>(a: &DMatrix<T>, backend: Backend, vectors: bool) -> Result<Run
     }
 }
 
-/// The relative tolerance of `Auto`'s checks: 32·max(n, m)·ε.
+/// The relative tolerance of `Auto`'s checks: 8·max(n, m)·ε.
 fn check_tolerance<T: Scalar>(n: usize, m: usize) -> T {
-    T::from_count(32 * n.max(m)) * T::EPSILON
+    T::from_count(8 * n.max(m)) * T::EPSILON
 }
 
 /// Whether a (U, σ, Vᵀ) from nalgebra is a plausible SVD of `a`.

@@ -24,7 +24,9 @@ pub(crate) fn svd<T: Scalar>(
     let k = a.nrows().min(a.ncols());
     let cap = params.iterations_for::<T>(k);
     let eps = T::EPSILON * T::lit(5.0);
-    let Some(svd) = SVD::try_new(a.clone(), vectors, vectors, eps, cap) else {
+    // `try_new` sorts with `partial_cmp(..).expect(..)` and panics when the
+    // iteration produced NaN; sort here instead, after the finiteness check.
+    let Some(svd) = SVD::try_new_unordered(a.clone(), vectors, vectors, eps, cap) else {
         return Err(Error::NoConvergence {
             method: Method::Nalgebra,
             iterations: cap,

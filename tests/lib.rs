@@ -1,0 +1,15 @@
+//! Integration tests, one module per property family.
+//!
+//! - `theory`: the theorems of `docs/THEORY.md` (T1–T13), each on generated
+//!   row-stochastic families, for f32 and f64;
+//! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`: module
+//!   behaviour, special matrices and every error path.
+
+mod common;
+
+mod attention;
+mod lowrank;
+mod metrics;
+mod stochastic;
+mod svd;
+mod theory;
