@@ -1,13 +1,95 @@
-//! tmp
+//! # attention-svd
+//!
+//! Spectral analysis of transformer attention with linear algebra you can
+//! trust: build (masked) softmax attention, check that it is row-stochastic,
+//! factor it with a validated SVD, and summarise how many directions it
+//! really uses.
+//!
+//! Attention weights A = softmax(QKᵀ/√d + M) are an n×m row-stochastic
+//! matrix (n queries, m keys). Their singular values σ₁ ≥ … ≥ σ_k ≥ 0,
+//! k = min(n, m), say how many independent directions the attention uses;
+//! fast decay is what justifies low-rank attention, KV-cache compression and
+//! LoRA-style methods.
+//!
+//! ## Tour
+//!
+//! | module | computes | key items |
+//! |---|---|---|
+//! | [`attention`] | softmax(s·QKᵀ + B) under causal, sliding-window, key-padding, boolean and bias masks; multi-head splitting | [`attention::scaled_dot_product`], [`attention::Mask`] |
+//! | [`stochastic`] | row/column/doubly-stochastic checks naming the failing row or entry | [`stochastic::check_row_stochastic`], [`stochastic::Violation`] |
+//! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
+//! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
+//! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
+//!
+//! Every routine is generic over `f32` and `f64` through the sealed
+//! [`Scalar`] trait, takes `nalgebra::DMatrix`, and returns
+//! [`Result<_, Error>`](Error): empty or mismatched input, NaN/∞, a fully
+//! masked row, non-convergence and out-of-range parameters are typed errors,
+//! never panics and never NaN in an `Ok`.
+//!
+//! The theorems the documentation and the tests rely on (σ₁ ≥ 1 for square
+//! row-stochastic matrices, causal attention is nonsingular, Eckart–Young,
+//! 1 ≤ stable rank ≤ effective rank ≤ rank, …) are proved in `docs/THEORY.md`
+//! of the repository.
+//!
+//! ## Example
+//!
+//! ```
+//! use attention_svd::attention::{scaled_dot_product, Mask};
+//! use attention_svd::metrics::summarize;
+//! use attention_svd::stochastic::check_row_stochastic;
+//! use attention_svd::svd::Backend;
+//! use nalgebra::DMatrix;
+//!
+//! # fn main() -> Result<(), attention_svd::Error> {
+//! let (n, d) = (32, 8);
+//! let q = DMatrix::from_fn(n, d, |i, j| ((i * d + j) as f64 * 0.61).sin());
+//! let k = DMatrix::from_fn(n, d, |i, j| ((i * d + j) as f64 * 0.29).cos());
+//! let a = scaled_dot_product(&q, &k, &Mask::causal())?;
+//! check_row_stochastic(&a, None)?;
+//!
+//! let s = summarize(&a, Backend::Auto)?;
+//! assert!(s.spectral_norm >= 1.0);          // σ₁ ≥ 1 for square row-stochastic A
+//! assert_eq!(s.numerical_rank, n);          // causal attention is nonsingular
+//! assert!(1.0 <= s.stable_rank && s.stable_rank <= s.effective_rank);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## When not to use this crate
+//!
+//! - For a general-purpose dense linear-algebra library, use nalgebra or faer
+//!   directly: this crate wraps a small part of nalgebra for one purpose.
+//! - For very large matrices (n ≳ 2000) on a time budget: the SVDs here are
+//!   dense O(n·m·min(n, m)) and single-threaded; LAPACK through numpy/scipy
+//!   is currently faster with vectors.
+//! - For attention inside a model's forward pass: this crate analyses
+//!   attention; it is not an inference kernel.
+//!
+//! ## Crate features
+//!
+//! None yet: everything is on by default and depends only on `nalgebra`.
+
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![warn(missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod attention;
-mod check;
-mod error;
 pub mod lowrank;
 pub mod metrics;
-mod scalar;
 pub mod stochastic;
 pub mod svd;
+
+mod check;
+mod error;
+mod scalar;
+
 pub use error::{Error, Result};
 pub use scalar::Scalar;
+
+// The README's Rust example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

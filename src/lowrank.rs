@@ -138,7 +138,7 @@ impl<T: Scalar> LowRank<T> {
 ///
 /// # Errors
 ///
-/// The errors of [`svd`](crate::svd::svd), and [`Error::InvalidRank`] if
+/// The errors of [`svd`], and [`Error::InvalidRank`] if
 /// r > min(n, m).
 ///
 /// # Examples

@@ -20,7 +20,7 @@
 //! # Conventions
 //!
 //! For the zero matrix, erank = srank = numerical rank = 0 and κ₂ = +∞.
-//! erank is clamped to [1, #{σᵢ > 0}], the exact bounds, so that rounding in
+//! erank is clamped to the interval from 1 to #{σᵢ > 0}, the exact bounds, so that rounding in
 //! exp(ln(·)) cannot break them. σ slices must be finite, non-negative and
 //! non-increasing ([`Error::InvalidSpectrum`]), and non-empty
 //! ([`Error::Empty`]).
@@ -375,7 +375,7 @@ impl<T: Scalar> Summary<T> {
 ///
 /// # Errors
 ///
-/// The errors of [`singular_values`](crate::svd::singular_values).
+/// The errors of [`singular_values`].
 ///
 /// # Examples
 ///

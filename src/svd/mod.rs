@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Every result of this module has σ sorted non-increasing and ≥ 0, and
-//! every failure is an [`Error`], never a NaN.
+//! every failure is an [`Error`](crate::Error), never a NaN.
 //!
 //! # Backends
 //!
@@ -251,11 +251,11 @@ impl<T: Scalar> Svd<T> {
 ///
 /// # Errors
 ///
-/// [`Error::Empty`] for an empty matrix, [`Error::NonFinite`] for NaN/±∞
-/// entries, [`Error::NoConvergence`] when the backend hits its iteration
+/// [`Error::Empty`](crate::Error::Empty) for an empty matrix, [`Error::NonFinite`](crate::Error::NonFinite) for NaN/±∞
+/// entries, [`Error::NoConvergence`](crate::Error::NoConvergence) when the backend hits its iteration
 /// cap (for `Auto`: when Jacobi does, after nalgebra failed),
-/// [`Error::Breakdown`] when nalgebra returns non-finite output (explicit
-/// backend only), and [`Error::Overflow`] when a singular value exceeds the
+/// [`Error::Breakdown`](crate::Error::Breakdown) when nalgebra returns non-finite output (explicit
+/// backend only), and [`Error::Overflow`](crate::Error::Overflow) when a singular value exceeds the
 /// type's range.
 ///
 /// # Examples
