@@ -76,7 +76,18 @@ fn main() -> Result<(), Error> {
     println!();
     println!(
         "{:<18} {:>4} {:>8} {:>9} {:>7} {:>6} {:>5} {:>4} {:>4} {:>5} {:>9} {:>9}  svd",
-        "mask", "type", "σ₁", "σ_min", "erank", "srank", "rank", "r90", "r99", "r999", "κ₂", "row dev"
+        "mask",
+        "type",
+        "σ₁",
+        "σ_min",
+        "erank",
+        "srank",
+        "rank",
+        "r90",
+        "r99",
+        "r999",
+        "κ₂",
+        "row dev"
     );
     row::<f64>("none", &q, &k, &Mask::none())?;
     let causal = row::<f64>("causal", &q, &k, &Mask::causal())?;
