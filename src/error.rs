@@ -127,6 +127,22 @@ pub enum Error {
         /// The target given.
         target: f64,
     },
+    /// A file could not be read, or does not hold what was expected.
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// An error in one (layer, head) of a stack.
+    AtHead {
+        /// The layer.
+        layer: usize,
+        /// The head.
+        head: usize,
+        /// The error for that head's matrix.
+        source: Box<Error>,
+    },
     /// Any other parameter outside its domain.
     InvalidParameter {
         /// Which parameter.
@@ -200,6 +216,12 @@ impl fmt::Display for Error {
             Error::InvalidEnergy { target } => {
                 write!(f, "energy target must lie in (0, 1], got {target}")
             }
+            Error::File { path, problem } => write!(f, "{path}: {problem}"),
+            Error::AtHead {
+                layer,
+                head,
+                source,
+            } => write!(f, "layer {layer}, head {head}: {source}"),
             Error::InvalidParameter { name, reason } => {
                 write!(f, "invalid parameter `{name}`: {reason}")
             }
@@ -207,4 +229,11 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::AtHead { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}

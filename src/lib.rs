@@ -76,18 +76,24 @@
 #![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod analysis;
 pub mod attention;
 pub mod lowrank;
 pub mod metrics;
+#[cfg(feature = "npy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "npy")))]
+pub mod npy;
 pub mod stochastic;
 pub mod svd;
 
 mod check;
 mod error;
 mod scalar;
+mod stack;
 
 pub use error::{Error, Result};
 pub use scalar::Scalar;
+pub use stack::Stack;
 
 // The README's Rust example runs as a doctest.
 #[cfg(doctest)]

@@ -1,0 +1,227 @@
+//! Reading and writing stacks of matrices as NumPy `.npy` files
+//! (feature `npy`, on by default).
+//!
+//! Accepted files are what `np.save` writes for float arrays: dtype `f4` or
+//! `f8` in either byte order (`<f4`, `>f8`, …), C or Fortran order, of rank
+//! 2 ([n, m]), 3 ([h, n, m]) or 4 ([l, h, n, m]) — the layout of Hugging
+//! Face's `output_attentions` stacked over layers, and of TransformerLens.
+//! Per-head queries and keys use the same layout, [l, h, n, d].
+//!
+//! Every problem is an [`Error::File`] that names the file and what is
+//! wrong: not a `.npy` file, truncated data, unsupported dtype (integers,
+//! float16, complex, structured), wrong rank, a zero-sized dimension, NaN
+//! or ±∞ (with its index), or queries and keys whose shapes disagree.
+//! Parsing is done by the maintained `npyz` crate.
+//!
+//! # Examples
+//!
+//! ```
+//! use attention_svd::{npy, Stack};
+//! use nalgebra::dmatrix;
+//!
+//! let path = std::env::temp_dir().join("attention_svd_npy_doc.npy");
+//! let s = Stack::from_matrices(1, 1, &[dmatrix![0.25_f32, 0.75; 1.0, 0.0]]).unwrap();
+//! npy::write_stack(&path, &s).unwrap();
+//! let back: Stack<f64> = npy::read_stack(&path).unwrap();
+//! assert_eq!(back.shape(), [1, 1, 2, 2]);
+//! assert_eq!(back.matrix(0, 0).unwrap()[(0, 1)], 0.75);
+//! # std::fs::remove_file(&path).ok();
+//! ```
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::Path;
+
+use npyz::{Order, TypeChar, WriterBuilder};
+
+use crate::{Error, Result, Scalar, Stack};
+
+fn file_error(path: &Path, problem: impl Into<String>) -> Error {
+    Error::File {
+        path: path.display().to_string(),
+        problem: problem.into(),
+    }
+}
+
+/// Reads a float `.npy` file of rank 2, 3 or 4 as a [`Stack`] converted to
+/// `T` ([n, m] becomes [1, 1, n, m]; [h, n, m] becomes [1, h, n, m]).
+///
+/// Converting an `f8` file to `f32` rounds to nearest.
+///
+/// # Errors
+///
+/// [`Error::File`] as listed in the [module docs](self).
+pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let npy = npyz::NpyFile::new(BufReader::new(file))
+        .map_err(|e| file_error(path, format!("not a .npy file: {e}")))?;
+    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
+    let order = npy.order();
+    let size = match npy.dtype() {
+        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float => ts.size_field(),
+        other => {
+            return Err(file_error(
+                path,
+                format!(
+                    "unsupported dtype {}: expected float32 or float64",
+                    other.descr()
+                ),
+            ))
+        }
+    };
+    if !(2..=4).contains(&shape.len()) {
+        return Err(file_error(
+            path,
+            format!(
+                "array of rank {} (shape {shape:?}): expected [n, m], [h, n, m] or [l, h, n, m]",
+                shape.len()
+            ),
+        ));
+    }
+    if shape.contains(&0) {
+        return Err(file_error(path, format!("empty array of shape {shape:?}")));
+    }
+    let expected = shape.iter().product::<usize>();
+    let truncated = |e: std::io::Error| {
+        file_error(
+            path,
+            format!("truncated or unreadable data ({expected} values expected): {e}"),
+        )
+    };
+    let data: Vec<T> = match size {
+        4 => npy
+            .into_vec::<f32>()
+            .map_err(truncated)?
+            .into_iter()
+            .map(|x| T::lit(f64::from(x)))
+            .collect(),
+        8 => npy
+            .into_vec::<f64>()
+            .map_err(truncated)?
+            .into_iter()
+            .map(T::lit)
+            .collect(),
+        other => {
+            return Err(file_error(
+                path,
+                format!("unsupported float size of {other} bytes: expected float32 or float64"),
+            ))
+        }
+    };
+    if data.len() != expected {
+        return Err(file_error(
+            path,
+            format!(
+                "truncated: {} values for shape {shape:?} ({expected} expected)",
+                data.len()
+            ),
+        ));
+    }
+    let data = match order {
+        Order::C => data,
+        Order::Fortran => fortran_to_c(&data, &shape),
+    };
+    if let Some(pos) = data.iter().position(|x| !x.finite()) {
+        let index = unravel(pos, &shape);
+        return Err(file_error(
+            path,
+            format!("non-finite value at index {index:?}"),
+        ));
+    }
+    let mut full = [1usize; 4];
+    full[4 - shape.len()..].copy_from_slice(&shape);
+    Stack::new(full, data).map_err(|e| file_error(path, e.to_string()))
+}
+
+/// Reads per-head queries and keys, both [l, h, n, d] (or [h, n, d],
+/// [n, d]), and checks that they fit together: same layers, heads and head
+/// dimension d (the query and key counts may differ).
+///
+/// # Errors
+///
+/// The errors of [`read_stack`] for either file, and [`Error::File`]
+/// naming both files when their shapes disagree.
+pub fn read_queries_keys<T: Scalar>(
+    q_path: impl AsRef<Path>,
+    k_path: impl AsRef<Path>,
+) -> Result<(Stack<T>, Stack<T>)> {
+    let (q_path, k_path) = (q_path.as_ref(), k_path.as_ref());
+    let q = read_stack::<T>(q_path)?;
+    let k = read_stack::<T>(k_path)?;
+    let [ql, qh, _, qd] = q.shape();
+    let [kl, kh, _, kd] = k.shape();
+    if (ql, qh, qd) != (kl, kh, kd) {
+        return Err(file_error(
+            q_path,
+            format!(
+                "queries of shape {:?} do not fit the keys in {} of shape {:?}: \
+                 layers, heads and head dimension must agree",
+                q.shape(),
+                k_path.display(),
+                k.shape()
+            ),
+        ));
+    }
+    Ok((q, k))
+}
+
+/// Writes a stack as a C-order little-endian `.npy` file of shape
+/// [l, h, n, m], in the stack's own precision (`<f4` or `<f8`).
+///
+/// # Errors
+///
+/// [`Error::File`] if the file cannot be written.
+pub fn write_stack<T: Scalar>(path: impl AsRef<Path>, stack: &Stack<T>) -> Result<()> {
+    let path = path.as_ref();
+    let io = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
+    let file = File::create(path).map_err(io)?;
+    let shape: Vec<u64> = stack.shape().iter().map(|&d| d as u64).collect();
+    let out = BufWriter::new(file);
+    if T::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
+        let mut w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(out)
+            .begin_nd()
+            .map_err(io)?;
+        w.extend(stack.as_slice().iter().map(|x| x.to_f64() as f32))
+            .map_err(io)?;
+        w.finish().map_err(io)
+    } else {
+        let mut w = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(out)
+            .begin_nd()
+            .map_err(io)?;
+        w.extend(stack.as_slice().iter().map(|x| x.to_f64()))
+            .map_err(io)?;
+        w.finish().map_err(io)
+    }
+}
+
+/// Reorders Fortran-order data (first index fastest) to C order.
+fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    for c_index in 0..data.len() {
+        let idx = unravel(c_index, shape);
+        // Fortran offset: i0 + d0·(i1 + d1·(i2 + …)).
+        let mut offset = 0;
+        for (k, &i) in idx.iter().enumerate().rev() {
+            offset = offset * shape[k] + i;
+        }
+        out.push(data[offset]);
+    }
+    out
+}
+
+/// The multi-index of a C-order flat position.
+fn unravel(mut pos: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        idx[k] = pos % shape[k];
+        pos /= shape[k];
+    }
+    idx
+}
