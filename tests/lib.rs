@@ -10,6 +10,10 @@ mod common;
 mod attention;
 mod lowrank;
 mod metrics;
+#[cfg(feature = "npy")]
+mod npy;
+#[cfg(all(feature = "npy", feature = "serde"))]
+mod real_data;
 mod stochastic;
 mod svd;
 mod theory;

@@ -1,0 +1,186 @@
+//! `.npy` input: every dtype/order/rank flavour `np.save` writes, and a
+//! clear, file-naming error for every kind of bad file.
+
+use std::path::PathBuf;
+
+use attention_svd::{npy, Error, Stack};
+use nalgebra::dmatrix;
+
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("attention_svd_test_{}_{name}", std::process::id()))
+}
+
+/// A `.npy` file (format 1.0) with the given header fields and raw payload.
+fn npy_bytes(descr: &str, fortran: bool, shape: &[usize], payload: &[u8]) -> Vec<u8> {
+    let shape_str = match shape.len() {
+        1 => format!("({},)", shape[0]),
+        _ => format!(
+            "({})",
+            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': {}, 'shape': {shape_str}, }}",
+        if fortran { "True" } else { "False" }
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = temp(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[track_caller]
+fn file_problem(result: Result<Stack<f64>, Error>) -> String {
+    match result {
+        Err(Error::File { path, problem }) => {
+            assert!(path.contains("attention_svd_test_"), "path not named: {path}");
+            problem
+        }
+        other => panic!("expected a file error, got {other:?}"),
+    }
+}
+
+#[test]
+fn round_trip_in_both_precisions() {
+    let m = dmatrix![0.25_f32, 0.75, 0.0; 0.5, 0.25, 0.25];
+    let s = Stack::from_matrices(1, 2, &[m.clone(), m.clone() * 2.0]).unwrap();
+    let p = temp("round_trip.npy");
+    npy::write_stack(&p, &s).unwrap();
+    assert_eq!(npy::read_stack::<f32>(&p).unwrap(), s);
+    assert_eq!(npy::read_stack::<f64>(&p).unwrap(), s.cast::<f64>());
+    let s64 = s.cast::<f64>();
+    npy::write_stack(&p, &s64).unwrap();
+    assert_eq!(npy::read_stack::<f64>(&p).unwrap(), s64);
+    std::fs::remove_file(p).ok();
+}
+
+#[test]
+fn big_endian_fortran_and_lower_ranks() {
+    // The 2×3 matrix [[1, 2, 3], [4, 5, 6]] as big-endian f8 in Fortran order:
+    // stored column by column, 1 4 2 5 3 6.
+    let payload: Vec<u8> = [1.0f64, 4.0, 2.0, 5.0, 3.0, 6.0]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
+    let p = write("be_f8_fortran.npy", &npy_bytes(">f8", true, &[2, 3], &payload));
+    let s = npy::read_stack::<f64>(&p).unwrap();
+    assert_eq!(s.shape(), [1, 1, 2, 3]);
+    assert_eq!(s.matrix(0, 0).unwrap(), dmatrix![1.0, 2.0, 3.0; 4.0, 5.0, 6.0]);
+    // Rank 3, little-endian f4, Fortran order: shape [2, 1, 2], element
+    // (h, i, j) = 10h + j stored with h fastest: (0,0,0) (1,0,0) (0,0,1) (1,0,1).
+    let payload: Vec<u8> = [0.0f32, 10.0, 1.0, 11.0]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let p3 = write("le_f4_rank3.npy", &npy_bytes("<f4", true, &[2, 1, 2], &payload));
+    let s = npy::read_stack::<f32>(&p3).unwrap();
+    assert_eq!(s.shape(), [1, 2, 1, 2]);
+    assert_eq!(s.matrix(0, 1).unwrap(), dmatrix![10.0_f32, 11.0]);
+    // Rank 4, big-endian f4, C order.
+    let payload: Vec<u8> = (0..8).flat_map(|x| (x as f32).to_be_bytes()).collect();
+    let p4 = write("be_f4_rank4.npy", &npy_bytes(">f4", false, &[2, 2, 1, 2], &payload));
+    let s = npy::read_stack::<f64>(&p4).unwrap();
+    assert_eq!(s.matrix(1, 0).unwrap(), dmatrix![4.0, 5.0]);
+    for f in [p, p3, p4] {
+        std::fs::remove_file(f).ok();
+    }
+}
+
+#[test]
+fn bad_files_get_clear_errors() {
+    let ok_payload: Vec<u8> = (0..6).flat_map(|x| (x as f32).to_le_bytes()).collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("not_npy.npy", b"this is not a numpy file at all".to_vec(), "not a .npy file"),
+        ("empty_file.npy", Vec::new(), "not a .npy file"),
+        (
+            "truncated.npy",
+            npy_bytes("<f4", false, &[2, 3], &ok_payload[..10]),
+            "truncated",
+        ),
+        ("rank1.npy", npy_bytes("<f4", false, &[6], &ok_payload), "rank 1"),
+        (
+            "rank5.npy",
+            npy_bytes("<f4", false, &[1, 1, 1, 2, 3], &ok_payload),
+            "rank 5",
+        ),
+        ("int.npy", npy_bytes("<i4", false, &[2, 3], &ok_payload), "unsupported dtype"),
+        (
+            "half.npy",
+            npy_bytes("<f2", false, &[2, 3], &ok_payload[..12]),
+            "unsupported",
+        ),
+        ("zero_dim.npy", npy_bytes("<f4", false, &[0, 3], &[]), "empty"),
+    ];
+    for (name, bytes, expected) in cases {
+        let p = write(name, &bytes);
+        let problem = file_problem(npy::read_stack::<f64>(&p));
+        assert!(problem.contains(expected), "{name}: {problem}");
+        std::fs::remove_file(p).ok();
+    }
+    // NaN inside: its index is named.
+    let mut vals = [0.5f32; 6];
+    vals[4] = f32::NAN;
+    let payload: Vec<u8> = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let p = write("nan.npy", &npy_bytes("<f4", false, &[2, 3], &payload));
+    let problem = file_problem(npy::read_stack::<f64>(&p));
+    assert!(problem.contains("non-finite value at index [1, 1]"), "{problem}");
+    std::fs::remove_file(p).ok();
+    // A missing file.
+    let problem = file_problem(npy::read_stack::<f64>(temp("does_not_exist.npy")));
+    assert!(problem.contains("cannot open"));
+}
+
+#[test]
+fn queries_and_keys_must_fit() {
+    let q = Stack::new([2, 3, 4, 8], vec![0.5f32; 2 * 3 * 4 * 8]).unwrap();
+    let k_ok = Stack::new([2, 3, 6, 8], vec![0.25f32; 2 * 3 * 6 * 8]).unwrap();
+    let k_bad = Stack::new([2, 3, 4, 16], vec![0.25f32; 2 * 3 * 4 * 16]).unwrap();
+    let (pq, pk, pb) = (temp("q.npy"), temp("k.npy"), temp("k_bad.npy"));
+    npy::write_stack(&pq, &q).unwrap();
+    npy::write_stack(&pk, &k_ok).unwrap();
+    npy::write_stack(&pb, &k_bad).unwrap();
+    let (q2, k2) = npy::read_queries_keys::<f32>(&pq, &pk).unwrap();
+    assert_eq!((q2.shape(), k2.shape()), ([2, 3, 4, 8], [2, 3, 6, 8]));
+    match npy::read_queries_keys::<f32>(&pq, &pb) {
+        Err(Error::File { path, problem }) => {
+            assert!(path.ends_with("q.npy"));
+            assert!(problem.contains("k_bad.npy") && problem.contains("do not fit"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    for p in [pq, pk, pb] {
+        std::fs::remove_file(p).ok();
+    }
+}
+
+#[test]
+fn stack_constructors_check_shapes() {
+    assert!(matches!(
+        Stack::new([1, 2, 2, 2], vec![0.0f64; 7]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(Stack::<f64>::new([1, 0, 2, 2], vec![]), Err(Error::Empty { .. })));
+    let a = dmatrix![1.0_f64, 0.0];
+    let b = dmatrix![1.0_f64; 0.0];
+    assert!(matches!(
+        Stack::from_matrices(1, 2, &[a.clone(), b]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Stack::from_matrices(2, 2, &[a.clone()]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let s = Stack::from_matrices(1, 1, &[a]).unwrap();
+    assert!(matches!(s.matrix(0, 1), Err(Error::InvalidParameter { .. })));
+}
