@@ -25,7 +25,10 @@ fn model_attention(name: &str) -> Result<Stack<f32>, Error> {
 }
 
 fn qk(name: &str) -> Result<(Stack<f32>, Stack<f32>), Error> {
-    npy::read_queries_keys(format!("{DATA}/{name}_q.npy"), format!("{DATA}/{name}_k.npy"))
+    npy::read_queries_keys(
+        format!("{DATA}/{name}_q.npy"),
+        format!("{DATA}/{name}_k.npy"),
+    )
 }
 
 fn count(r: &ModelReport, pred: impl Fn(usize) -> bool) -> usize {
@@ -45,7 +48,10 @@ fn main() -> Result<(), Error> {
     }
 
     println!("A. Heads whose 99 % energy rank r99 is at most 10 / 20 (of 72 heads)");
-    println!("{:<16} {:>4} {:>9} {:>9} {:>12}", "input", "n", "r99 ≤ 10", "r99 ≤ 20", "median r99");
+    println!(
+        "{:<16} {:>4} {:>9} {:>9} {:>12}",
+        "input", "n", "r99 ≤ 10", "r99 ≤ 20", "median r99"
+    );
     for (name, r, _) in &reports {
         let mut all: Vec<usize> = r.heads.iter().map(|h| h.energy_rank_99).collect();
         all.sort_unstable();
@@ -73,7 +79,13 @@ fn main() -> Result<(), Error> {
             let s = &r.layers[l].energy_rank_99;
             print!(
                 " {:>22}",
-                format!("{} [{}–{}] ({:.2})", s.median, s.min, s.max, s.median / r.shape[2] as f64)
+                format!(
+                    "{} [{}–{}] ({:.2})",
+                    s.median,
+                    s.min,
+                    s.max,
+                    s.median / r.shape[2] as f64
+                )
             );
         }
         println!();

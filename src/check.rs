@@ -73,3 +73,15 @@ pub(crate) fn tolerance<T: Scalar>(value: T, name: &'static str) -> Result<T> {
         })
     }
 }
+
+/// A spectrum that must also be non-empty.
+pub(crate) fn nonempty_spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
+    if sigma.is_empty() {
+        return Err(Error::Empty {
+            what: "singular values",
+            rows: 0,
+            cols: 0,
+        });
+    }
+    spectrum(sigma)
+}

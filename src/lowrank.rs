@@ -37,7 +37,8 @@
 //! exactly and E, C non-decreasing in r exactly (not only up to rounding).
 //! For the zero matrix, every r captures all of the (zero) energy: E(r) = 1
 //! and r(τ) = 0. Inputs that are slices of singular values must be finite,
-//! non-negative and non-increasing ([`Error::InvalidSpectrum`] otherwise).
+//! non-negative and non-increasing ([`Error::InvalidSpectrum`] otherwise),
+//! and non-empty ([`Error::Empty`]).
 //!
 //! # Complexity
 //!
@@ -62,6 +63,20 @@ use crate::svd::{svd, Backend, Svd};
 use crate::{check, Error, Result, Scalar};
 
 /// A rank-r factored matrix U_r·diag(σ_r)·V_rᵀ: U_r is n×r, V_rᵀ is r×m.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::{lowrank::LowRank, svd::{svd, Backend}};
+/// use nalgebra::DMatrix;
+///
+/// let a = DMatrix::<f64>::from_fn(5, 4, |i, j| 1.0 / (1 + i + j) as f64);
+/// let a2 = LowRank::from_svd(&svd(&a, Backend::Auto).unwrap(), 2).unwrap();
+/// assert_eq!((a2.rank(), a2.shape()), (2, (5, 4)));
+/// assert_eq!((a2.u().shape(), a2.v_t().shape()), ((5, 2), (2, 4)));
+/// assert_eq!(a2.singular_values().len(), 2);
+/// assert_eq!(a2.to_dense().shape(), (5, 4));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct LowRank<T> {
     u: DMatrix<T>,
@@ -164,8 +179,9 @@ pub fn truncate<T: Scalar>(a: &DMatrix<T>, r: usize, backend: Backend) -> Result
 ///
 /// # Errors
 ///
-/// [`Error::InvalidSpectrum`] / [`Error::NonFinite`] for a slice that is not
-/// a spectrum; [`Error::InvalidRank`] if r > σ.len().
+/// [`Error::Empty`] for an empty slice; [`Error::InvalidSpectrum`] /
+/// [`Error::NonFinite`] for a slice that is not a spectrum;
+/// [`Error::InvalidRank`] if r > σ.len().
 ///
 /// # Examples
 ///
@@ -175,7 +191,7 @@ pub fn truncate<T: Scalar>(a: &DMatrix<T>, r: usize, backend: Backend) -> Result
 /// assert_eq!(energy_captured(&[1.0_f32, 1.0], 2).unwrap(), 1.0);
 /// ```
 pub fn energy_captured<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
-    check::spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     if r > sigma.len() {
         return Err(Error::InvalidRank {
             rank: r,
@@ -201,7 +217,7 @@ pub fn energy_captured<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
 /// assert_eq!(cumulative_energy(&[2.0_f64, 1.0, 1.0]).unwrap(), vec![4.0 / 6.0, 5.0 / 6.0, 1.0]);
 /// ```
 pub fn cumulative_energy<T: Scalar>(sigma: &[T]) -> Result<Vec<T>> {
-    check::spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     Ok(normalized_prefix_sums(sigma, |s| s * s))
 }
 
@@ -241,7 +257,8 @@ pub fn rank_for_energy<T: Scalar>(sigma: &[T], target: T) -> Result<usize> {
 ///
 /// # Errors
 ///
-/// As [`energy_captured`].
+/// As [`energy_captured`], and [`Error::Overflow`] if the result exceeds
+/// the type's range.
 ///
 /// # Examples
 ///
@@ -250,14 +267,21 @@ pub fn rank_for_energy<T: Scalar>(sigma: &[T], target: T) -> Result<usize> {
 /// assert_eq!(frobenius_error(&[5.0_f64, 3.0, 4.0 * 0.0], 1).unwrap(), 3.0);
 /// ```
 pub fn frobenius_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
-    check::spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     if r > sigma.len() {
         return Err(Error::InvalidRank {
             rank: r,
             max: sigma.len(),
         });
     }
-    Ok(scaled_norm(&sigma[r..]))
+    let e = scaled_norm(&sigma[r..]);
+    if e.finite() {
+        Ok(e)
+    } else {
+        Err(Error::Overflow {
+            what: "Frobenius error",
+        })
+    }
 }
 
 /// ‖A − A_r‖₂ = σ_{r+1}, or 0 when r = k (Eckart–Young–Mirsky).
@@ -274,7 +298,7 @@ pub fn frobenius_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
 /// assert_eq!(spectral_error(&[5.0_f64, 3.0], 2).unwrap(), 0.0);
 /// ```
 pub fn spectral_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
-    check::spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     if r > sigma.len() {
         return Err(Error::InvalidRank {
             rank: r,
@@ -299,7 +323,7 @@ pub fn spectral_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
 /// assert_eq!(c, vec![0.75, 1.0]);
 /// ```
 pub fn normalized_cumulative_singular_values<T: Scalar>(sigma: &[T]) -> Result<Vec<T>> {
-    check::spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     Ok(normalized_prefix_sums(sigma, |s| s))
 }
 

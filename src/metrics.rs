@@ -20,8 +20,10 @@
 //! # Conventions
 //!
 //! For the zero matrix, erank = srank = numerical rank = 0 and κ₂ = +∞.
-//! erank is clamped to the interval from 1 to #{σᵢ > 0}, the exact bounds, so that rounding in
-//! exp(ln(·)) cannot break them. σ slices must be finite, non-negative and
+//! erank is clamped to the interval from srank to #{σᵢ > 0}, its exact
+//! bounds (T10), so that rounding in exp(ln(·)) cannot break them; "rank" in
+//! these bounds is the exact rank #{σᵢ > 0}, which the numerical rank can
+//! undercut by the singular values it declares round-off. σ slices must be finite, non-negative and
 //! non-increasing ([`Error::InvalidSpectrum`]), and non-empty
 //! ([`Error::Empty`]).
 //!
@@ -61,6 +63,10 @@ use crate::{check, Error, Result, Scalar};
 /// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::default()).unwrap(), 2);
 /// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::relative(1e-2)).unwrap(), 1);
 /// assert_eq!(numerical_rank(&sigma, (3, 3), RankTolerance::absolute(1e-30)).unwrap(), 3);
+/// // Both: τ = max(atol, rtol·σ₁).
+/// let both = RankTolerance::relative(1e-25).with_atol(1e-2);
+/// assert_eq!(both.threshold(1.0, (3, 3)).unwrap(), 1e-2);
+/// assert_eq!(RankTolerance::absolute(1e-2).with_rtol(0.5).threshold(1.0, (3, 3)).unwrap(), 0.5);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RankTolerance<T> {
@@ -112,8 +118,11 @@ impl<T: Scalar> RankTolerance<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidTolerance`] if atol or rtol is not finite and positive.
+    /// [`Error::InvalidTolerance`] if atol or rtol is not finite and
+    /// positive; [`Error::InvalidSpectrum`] if `sigma_max` is negative or
+    /// not finite; [`Error::Overflow`] if rtol·σ₁ overflows.
     pub fn threshold(&self, sigma_max: T, (n, m): (usize, usize)) -> Result<T> {
+        check::spectrum(&[sigma_max])?;
         let atol = self.atol.map(|t| check::tolerance(t, "atol")).transpose()?;
         let rtol = self.rtol.map(|t| check::tolerance(t, "rtol")).transpose()?;
         let rtol = match (atol, rtol) {
@@ -121,6 +130,11 @@ impl<T: Scalar> RankTolerance<T> {
             (_, r) => r,
         };
         let rel = rtol.map_or(T::zero(), |r| r * sigma_max);
+        if !rel.finite() {
+            return Err(Error::Overflow {
+                what: "rank threshold rtol·σ₁",
+            });
+        }
         Ok(atol.map_or(rel, |a| a.max(rel)))
     }
 }
@@ -139,18 +153,22 @@ impl<T: Scalar> RankTolerance<T> {
 /// assert_eq!(effective_rank(&[2.0_f64, 0.0]).unwrap(), 1.0);
 /// ```
 pub fn effective_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     if sigma[0] == T::zero() {
         return Ok(T::zero());
     }
     let s1 = sigma[0];
     let total = compensated_sum(sigma.iter().map(|&s| s / s1));
-    let entropy = -compensated_sum(sigma.iter().filter(|&&s| s > T::zero()).map(|&s| {
+    // Terms whose pᵢ underflows to 0 contribute 0·ln 0 := 0.
+    let entropy = -compensated_sum(sigma.iter().filter_map(|&s| {
         let p = (s / s1) / total;
-        p * p.ln()
+        (p > T::zero()).then(|| p * p.ln())
     }));
+    // Clamp into the exact bounds srank ≤ erank ≤ #{σᵢ > 0} (T10): the true
+    // value lies there, so this only removes rounding.
     let nonzero = sigma.iter().filter(|&&s| s > T::zero()).count();
-    Ok(entropy.exp().max(T::one()).min(T::from_count(nonzero)))
+    let lower = stable_rank(sigma)?.max(T::one());
+    Ok(entropy.exp().max(lower).min(T::from_count(nonzero)))
 }
 
 /// Stable rank Σσᵢ²/σ₁² = ‖A‖²_F/‖A‖²₂.
@@ -166,7 +184,7 @@ pub fn effective_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
 /// assert_eq!(stable_rank(&[2.0_f64, 1.0]).unwrap(), 1.25);
 /// ```
 pub fn stable_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     if sigma[0] == T::zero() {
         return Ok(T::zero());
     }
@@ -197,7 +215,7 @@ pub fn numerical_rank<T: Scalar>(
     shape: (usize, usize),
     tol: RankTolerance<T>,
 ) -> Result<usize> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     let k = shape.0.min(shape.1);
     if sigma.len() != k {
         return Err(Error::ShapeMismatch {
@@ -223,7 +241,7 @@ pub fn numerical_rank<T: Scalar>(
 /// assert_eq!(spectral_norm(&[3.0_f64, 1.0]).unwrap(), 3.0);
 /// ```
 pub fn spectral_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     Ok(sigma[0])
 }
 
@@ -240,7 +258,7 @@ pub fn spectral_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
 /// assert_eq!(nuclear_norm(&[3.0_f64, 1.0]).unwrap(), 4.0);
 /// ```
 pub fn nuclear_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     let s = compensated_sum(sigma.iter().rev().copied());
     if s.finite() {
         Ok(s)
@@ -264,7 +282,7 @@ pub fn nuclear_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
 /// assert_eq!(frobenius_norm(&[4.0_f64, 3.0]).unwrap(), 5.0);
 /// ```
 pub fn frobenius_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     let f = scaled_norm(sigma);
     if f.finite() {
         Ok(f)
@@ -275,7 +293,8 @@ pub fn frobenius_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
     }
 }
 
-/// 2-norm condition number κ₂ = σ₁/σ_k; +∞ for a singular (or zero) matrix.
+/// 2-norm condition number κ₂ = σ₁/σ_k; +∞ for a singular (or zero)
+/// matrix, and when σ₁/σ_k exceeds the type's range.
 ///
 /// # Errors
 ///
@@ -289,7 +308,7 @@ pub fn frobenius_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
 /// assert_eq!(condition_number(&[4.0_f64, 0.0]).unwrap(), f64::INFINITY);
 /// ```
 pub fn condition_number<T: Scalar>(sigma: &[T]) -> Result<T> {
-    spectrum(sigma)?;
+    check::nonempty_spectrum(sigma)?;
     let last = sigma[sigma.len() - 1];
     if last == T::zero() {
         return Ok(T::INFINITY);
@@ -391,15 +410,4 @@ impl<T: Scalar> Summary<T> {
 pub fn summarize<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Summary<T>> {
     let sigma = singular_values(a, backend)?;
     Summary::from_singular_values(sigma, a.nrows(), a.ncols())
-}
-
-fn spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
-    if sigma.is_empty() {
-        return Err(Error::Empty {
-            what: "singular values",
-            rows: 0,
-            cols: 1,
-        });
-    }
-    check::spectrum(sigma)
 }

@@ -125,6 +125,12 @@ impl fmt::Display for Violation {
 impl Violation {
     /// How far off this violation is: |deviation| for sums, |value| for
     /// negative entries, +∞ for non-finite entries.
+    ///
+    /// ```
+    /// # use attention_svd::stochastic::Violation;
+    /// let v = Violation::RowSum { row: 0, sum: 0.9, deviation: -0.1 };
+    /// assert_eq!(v.magnitude(), 0.1);
+    /// ```
     pub fn magnitude(&self) -> f64 {
         match self {
             Violation::NonFinite { .. } => f64::INFINITY,
@@ -145,7 +151,7 @@ impl Violation {
 /// assert_eq!(default_tolerance::<f64>(128), 512.0 * f64::EPSILON);
 /// ```
 pub fn default_tolerance<T: Scalar>(len: usize) -> T {
-    T::from_count(4 * len.max(1)) * T::EPSILON
+    T::lit(4.0) * T::from_count(len.max(1)) * T::EPSILON
 }
 
 /// Checks that every row of `a` is a probability vector within `tol`
@@ -217,6 +223,16 @@ pub fn check_doubly_stochastic<T: Scalar>(a: &DMatrix<T>, tol: Option<T>) -> Res
 ///
 /// As [`check_row_stochastic`]; [`Error::NotSquare`] for
 /// [`Stochasticity::Doubly`] on a non-square matrix.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::stochastic::{check_stochastic, Stochasticity};
+/// use nalgebra::dmatrix;
+///
+/// let a = dmatrix![0.5_f64, 0.5; 0.5, 0.5];
+/// assert!(check_stochastic(&a, Stochasticity::Doubly, None).is_ok());
+/// ```
 pub fn check_stochastic<T: Scalar>(
     a: &DMatrix<T>,
     kind: Stochasticity,
@@ -235,7 +251,7 @@ pub fn check_stochastic<T: Scalar>(
 
 /// Every violation of the given kind of stochasticity within `tol` (default
 /// as in [`check_stochastic`]), in the order: non-finite and negative
-/// entries (column-major), then row sums, then column sums.
+/// entries (row-major), then row sums, then column sums.
 ///
 /// An empty vector means the check passes.
 ///
@@ -263,16 +279,18 @@ pub fn violations<T: Scalar>(
 ) -> Result<Vec<Violation>> {
     let tol = resolve_tolerance(a, kind, tol)?;
     let mut out = Vec::new();
-    for (idx, &x) in a.iter().enumerate() {
-        let (row, col) = (idx % a.nrows(), idx / a.nrows());
-        if !x.finite() {
-            out.push(Violation::NonFinite { row, col });
-        } else if x < -tol {
-            out.push(Violation::Negative {
-                row,
-                col,
-                value: x.to_f64(),
-            });
+    for row in 0..a.nrows() {
+        for col in 0..a.ncols() {
+            let x = a[(row, col)];
+            if !x.finite() {
+                out.push(Violation::NonFinite { row, col });
+            } else if x < -tol {
+                out.push(Violation::Negative {
+                    row,
+                    col,
+                    value: x.to_f64(),
+                });
+            }
         }
     }
     if !out.is_empty() && out.iter().any(|v| matches!(v, Violation::NonFinite { .. })) {
@@ -281,8 +299,8 @@ pub fn violations<T: Scalar>(
     }
     if matches!(kind, Stochasticity::Row | Stochasticity::Doubly) {
         for (row, sum) in row_sums(a).into_iter().enumerate() {
-            let deviation = sum - T::one();
-            if deviation.abs() > tol {
+            let deviation = deviation_of(sum);
+            if !(deviation.abs() <= tol) {
                 out.push(Violation::RowSum {
                     row,
                     sum: sum.to_f64(),
@@ -293,8 +311,8 @@ pub fn violations<T: Scalar>(
     }
     if matches!(kind, Stochasticity::Column | Stochasticity::Doubly) {
         for (col, sum) in column_sums(a).into_iter().enumerate() {
-            let deviation = sum - T::one();
-            if deviation.abs() > tol {
+            let deviation = deviation_of(sum);
+            if !(deviation.abs() <= tol) {
                 out.push(Violation::ColumnSum {
                     col,
                     sum: sum.to_f64(),
@@ -310,7 +328,8 @@ pub fn violations<T: Scalar>(
 ///
 /// # Errors
 ///
-/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries.
+/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries;
+/// [`Error::Overflow`] if a row sum exceeds the type's range.
 ///
 /// # Examples
 ///
@@ -323,14 +342,15 @@ pub fn violations<T: Scalar>(
 /// ```
 pub fn max_row_sum_deviation<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
     check::matrix(a, "matrix")?;
-    Ok(max_deviation(row_sums(a)))
+    max_deviation(row_sums(a), "row sum")
 }
 
 /// max_j |Σ_i a_ij − 1|: how far the columns are from summing to one.
 ///
 /// # Errors
 ///
-/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries.
+/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries;
+/// [`Error::Overflow`] if a column sum exceeds the type's range.
 ///
 /// # Examples
 ///
@@ -343,7 +363,7 @@ pub fn max_row_sum_deviation<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
 /// ```
 pub fn max_column_sum_deviation<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
     check::matrix(a, "matrix")?;
-    Ok(max_deviation(column_sums(a)))
+    max_deviation(column_sums(a), "column sum")
 }
 
 fn resolve_tolerance<T: Scalar>(a: &DMatrix<T>, kind: Stochasticity, tol: Option<T>) -> Result<T> {
@@ -387,10 +407,25 @@ fn worst(all: Vec<Violation>) -> Option<Violation> {
     best
 }
 
-fn max_deviation<T: Scalar>(sums: Vec<T>) -> T {
-    sums.into_iter()
-        .map(|s| (s - T::one()).abs())
-        .fold(T::zero(), |a, b| a.max(b))
+/// sum − 1, or +∞ when the sum overflowed (compensated summation then
+/// yields ±∞ or NaN).
+fn deviation_of<T: Scalar>(sum: T) -> T {
+    if sum.finite() {
+        sum - T::one()
+    } else {
+        T::INFINITY
+    }
+}
+
+fn max_deviation<T: Scalar>(sums: Vec<T>, what: &'static str) -> Result<T> {
+    let mut max = T::zero();
+    for s in sums {
+        if !s.finite() {
+            return Err(Error::Overflow { what });
+        }
+        max = max.max((s - T::one()).abs());
+    }
+    Ok(max)
 }
 
 /// Neumaier's compensated sum: error O(ε)·Σ|x| independent of the length.

@@ -14,6 +14,7 @@ mod metrics;
 mod npy;
 #[cfg(all(feature = "npy", feature = "serde"))]
 mod real_data;
+mod regressions;
 mod stochastic;
 mod svd;
 mod theory;

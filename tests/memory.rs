@@ -25,9 +25,8 @@ fn peak_rss() -> Option<u64> {
 /// one head at a time (softmax of a deterministic pseudo-random logit field).
 fn write_attention_file(path: &std::path::Path) -> u64 {
     let [l, h, n, m] = SHAPE;
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({l}, {h}, {n}, {m}), }}"
-    );
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({l}, {h}, {n}, {m}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -62,7 +61,8 @@ fn write_attention_file(path: &std::path::Path) -> u64 {
 
 #[test]
 fn large_stack_is_analysed_within_twice_its_size() {
-    let path = std::env::temp_dir().join(format!("attention_svd_memory_{}.npy", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("attention_svd_memory_{}.npy", std::process::id()));
     let size = write_attention_file(&path);
     let before = peak_rss();
     let stack = npy::read_stack::<f32>(&path).unwrap();

@@ -16,7 +16,11 @@ fn npy_bytes(descr: &str, fortran: bool, shape: &[usize], payload: &[u8]) -> Vec
         1 => format!("({},)", shape[0]),
         _ => format!(
             "({})",
-            shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!(
@@ -44,7 +48,10 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
 fn file_problem(result: Result<Stack<f64>, Error>) -> String {
     match result {
         Err(Error::File { path, problem }) => {
-            assert!(path.contains("attention_svd_test_"), "path not named: {path}");
+            assert!(
+                path.contains("attention_svd_test_"),
+                "path not named: {path}"
+            );
             problem
         }
         other => panic!("expected a file error, got {other:?}"),
@@ -73,23 +80,35 @@ fn big_endian_fortran_and_lower_ranks() {
         .iter()
         .flat_map(|x| x.to_be_bytes())
         .collect();
-    let p = write("be_f8_fortran.npy", &npy_bytes(">f8", true, &[2, 3], &payload));
+    let p = write(
+        "be_f8_fortran.npy",
+        &npy_bytes(">f8", true, &[2, 3], &payload),
+    );
     let s = npy::read_stack::<f64>(&p).unwrap();
     assert_eq!(s.shape(), [1, 1, 2, 3]);
-    assert_eq!(s.matrix(0, 0).unwrap(), dmatrix![1.0, 2.0, 3.0; 4.0, 5.0, 6.0]);
+    assert_eq!(
+        s.matrix(0, 0).unwrap(),
+        dmatrix![1.0, 2.0, 3.0; 4.0, 5.0, 6.0]
+    );
     // Rank 3, little-endian f4, Fortran order: shape [2, 1, 2], element
     // (h, i, j) = 10h + j stored with h fastest: (0,0,0) (1,0,0) (0,0,1) (1,0,1).
     let payload: Vec<u8> = [0.0f32, 10.0, 1.0, 11.0]
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect();
-    let p3 = write("le_f4_rank3.npy", &npy_bytes("<f4", true, &[2, 1, 2], &payload));
+    let p3 = write(
+        "le_f4_rank3.npy",
+        &npy_bytes("<f4", true, &[2, 1, 2], &payload),
+    );
     let s = npy::read_stack::<f32>(&p3).unwrap();
     assert_eq!(s.shape(), [1, 2, 1, 2]);
     assert_eq!(s.matrix(0, 1).unwrap(), dmatrix![10.0_f32, 11.0]);
     // Rank 4, big-endian f4, C order.
     let payload: Vec<u8> = (0..8).flat_map(|x| (x as f32).to_be_bytes()).collect();
-    let p4 = write("be_f4_rank4.npy", &npy_bytes(">f4", false, &[2, 2, 1, 2], &payload));
+    let p4 = write(
+        "be_f4_rank4.npy",
+        &npy_bytes(">f4", false, &[2, 2, 1, 2], &payload),
+    );
     let s = npy::read_stack::<f64>(&p4).unwrap();
     assert_eq!(s.matrix(1, 0).unwrap(), dmatrix![4.0, 5.0]);
     for f in [p, p3, p4] {
@@ -101,26 +120,42 @@ fn big_endian_fortran_and_lower_ranks() {
 fn bad_files_get_clear_errors() {
     let ok_payload: Vec<u8> = (0..6).flat_map(|x| (x as f32).to_le_bytes()).collect();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("not_npy.npy", b"this is not a numpy file at all".to_vec(), "not a .npy file"),
+        (
+            "not_npy.npy",
+            b"this is not a numpy file at all".to_vec(),
+            "not a .npy file",
+        ),
         ("empty_file.npy", Vec::new(), "not a .npy file"),
         (
             "truncated.npy",
             npy_bytes("<f4", false, &[2, 3], &ok_payload[..10]),
             "truncated",
         ),
-        ("rank1.npy", npy_bytes("<f4", false, &[6], &ok_payload), "rank 1"),
+        (
+            "rank1.npy",
+            npy_bytes("<f4", false, &[6], &ok_payload),
+            "rank 1",
+        ),
         (
             "rank5.npy",
             npy_bytes("<f4", false, &[1, 1, 1, 2, 3], &ok_payload),
             "rank 5",
         ),
-        ("int.npy", npy_bytes("<i4", false, &[2, 3], &ok_payload), "unsupported dtype"),
+        (
+            "int.npy",
+            npy_bytes("<i4", false, &[2, 3], &ok_payload),
+            "unsupported dtype",
+        ),
         (
             "half.npy",
             npy_bytes("<f2", false, &[2, 3], &ok_payload[..12]),
             "unsupported",
         ),
-        ("zero_dim.npy", npy_bytes("<f4", false, &[0, 3], &[]), "empty"),
+        (
+            "zero_dim.npy",
+            npy_bytes("<f4", false, &[0, 3], &[]),
+            "empty",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let p = write(name, &bytes);
@@ -134,7 +169,10 @@ fn bad_files_get_clear_errors() {
     let payload: Vec<u8> = vals.iter().flat_map(|x| x.to_le_bytes()).collect();
     let p = write("nan.npy", &npy_bytes("<f4", false, &[2, 3], &payload));
     let problem = file_problem(npy::read_stack::<f64>(&p));
-    assert!(problem.contains("non-finite value at index [1, 1]"), "{problem}");
+    assert!(
+        problem.contains("non-finite value at index [1, 1]"),
+        "{problem}"
+    );
     std::fs::remove_file(p).ok();
     // A missing file.
     let problem = file_problem(npy::read_stack::<f64>(temp("does_not_exist.npy")));
@@ -155,7 +193,10 @@ fn queries_and_keys_must_fit() {
     match npy::read_queries_keys::<f32>(&pq, &pb) {
         Err(Error::File { path, problem }) => {
             assert!(path.ends_with("q.npy"));
-            assert!(problem.contains("k_bad.npy") && problem.contains("do not fit"), "{problem}");
+            assert!(
+                problem.contains("k_bad.npy") && problem.contains("do not fit"),
+                "{problem}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -170,7 +211,10 @@ fn stack_constructors_check_shapes() {
         Stack::new([1, 2, 2, 2], vec![0.0f64; 7]),
         Err(Error::ShapeMismatch { .. })
     ));
-    assert!(matches!(Stack::<f64>::new([1, 0, 2, 2], vec![]), Err(Error::Empty { .. })));
+    assert!(matches!(
+        Stack::<f64>::new([1, 0, 2, 2], vec![]),
+        Err(Error::Empty { .. })
+    ));
     let a = dmatrix![1.0_f64, 0.0];
     let b = dmatrix![1.0_f64; 0.0];
     assert!(matches!(
@@ -182,5 +226,8 @@ fn stack_constructors_check_shapes() {
         Err(Error::ShapeMismatch { .. })
     ));
     let s = Stack::from_matrices(1, 1, &[a]).unwrap();
-    assert!(matches!(s.matrix(0, 1), Err(Error::InvalidParameter { .. })));
+    assert!(matches!(
+        s.matrix(0, 1),
+        Err(Error::InvalidParameter { .. })
+    ));
 }

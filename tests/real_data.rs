@@ -84,7 +84,10 @@ fn singular_values_match_lapack() {
                     for (i, (x, y)) in s.iter().zip(reference.iter()).enumerate() {
                         let err = (x - y).abs();
                         worst[b] = worst[b].max(err / tol);
-                        assert!(err <= tol, "{name} layer {l} head {h} σ{i} {backend:?}: {x} vs {y}");
+                        assert!(
+                            err <= tol,
+                            "{name} layer {l} head {h} σ{i} {backend:?}: {x} vs {y}"
+                        );
                     }
                 }
             }

@@ -65,6 +65,11 @@ impl<T: Scalar> Default for Mask<T> {
 
 impl<T: Scalar> Mask<T> {
     /// No mask: every query attends to every key.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// assert!(Mask::<f64>::none().to_bool(2, 3).unwrap().iter().all(|&x| x));
+    /// ```
     pub fn none() -> Self {
         Mask {
             causal: false,
@@ -76,6 +81,14 @@ impl<T: Scalar> Mask<T> {
     }
 
     /// Causal mask: query i attends to key j when j ≤ i + (m − n).
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// // Two new queries against four cached keys: positions 2 and 3.
+    /// let b = Mask::<f32>::causal().to_bool(2, 4).unwrap();
+    /// assert_eq!(b.row(0).iter().filter(|&&x| x).count(), 3);
+    /// assert!(b.row(1).iter().all(|&x| x));
+    /// ```
     pub fn causal() -> Self {
         Mask {
             causal: true,
@@ -89,6 +102,12 @@ impl<T: Scalar> Mask<T> {
     ///
     /// A width of 0 is rejected with [`Error::InvalidParameter`] when the mask
     /// is applied.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// let b = Mask::<f64>::sliding_window(2).to_bool(4, 4).unwrap();
+    /// assert_eq!((b[(3, 1)], b[(3, 2)], b[(3, 3)]), (false, true, true));
+    /// ```
     pub fn sliding_window(width: usize) -> Self {
         Mask {
             causal: true,
@@ -98,6 +117,12 @@ impl<T: Scalar> Mask<T> {
     }
 
     /// Key padding: key j is attended to only when `valid[j]` is `true`.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// let b = Mask::<f64>::key_padding(vec![true, false]).to_bool(3, 2).unwrap();
+    /// assert!(b.column(0).iter().all(|&x| x) && !b.column(1).iter().any(|&x| x));
+    /// ```
     pub fn key_padding(valid: Vec<bool>) -> Self {
         Mask {
             key_valid: vec![valid],
@@ -106,6 +131,13 @@ impl<T: Scalar> Mask<T> {
     }
 
     /// An arbitrary n×m boolean mask: `true` marks an allowed (query, key) pair.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// # use nalgebra::dmatrix;
+    /// let allowed = dmatrix![true, false; true, true];
+    /// assert_eq!(Mask::<f32>::from_bool(allowed.clone()).to_bool(2, 2).unwrap(), allowed);
+    /// ```
     pub fn from_bool(allowed: DMatrix<bool>) -> Self {
         Mask {
             allowed: vec![allowed],
@@ -115,6 +147,14 @@ impl<T: Scalar> Mask<T> {
 
     /// An additive n×m bias on the logits (ALiBi, relative-position biases,
     /// or a float mask with −∞ entries as PyTorch's `attn_mask`).
+    ///
+    /// ```
+    /// # use attention_svd::attention::{softmax_rows, Mask};
+    /// # use nalgebra::dmatrix;
+    /// let bias = dmatrix![0.0_f64, 2f64.ln()];
+    /// let a = softmax_rows(&dmatrix![0.0, 0.0], &Mask::bias(bias)).unwrap();
+    /// assert!((a[(0, 1)] - 2.0 / 3.0).abs() < 1e-15);
+    /// ```
     pub fn bias(bias: DMatrix<T>) -> Self {
         Mask {
             bias: vec![bias],
@@ -125,6 +165,13 @@ impl<T: Scalar> Mask<T> {
     /// Both masks at once: a pair is allowed when both allow it; biases add;
     /// of two sliding windows the narrower wins. Shapes are checked when the
     /// combined mask is applied.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// let m = Mask::<f64>::causal().and(Mask::key_padding(vec![false, true, true]));
+    /// let b = m.to_bool(3, 3).unwrap();
+    /// assert!(!b[(2, 0)] && b[(2, 1)] && !b[(1, 2)]);
+    /// ```
     pub fn and(mut self, other: Mask<T>) -> Self {
         self.window = match (self.window, other.window) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -138,11 +185,21 @@ impl<T: Scalar> Mask<T> {
     }
 
     /// `true` if the mask has no part at all (every pair allowed, no bias).
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// assert!(Mask::<f64>::none().is_none() && !Mask::<f64>::causal().is_none());
+    /// ```
     pub fn is_none(&self) -> bool {
         !self.causal && self.key_valid.is_empty() && self.allowed.is_empty() && self.bias.is_empty()
     }
 
     /// `true` if the mask includes a causal (or sliding-window) part.
+    ///
+    /// ```
+    /// # use attention_svd::attention::Mask;
+    /// assert!(Mask::<f32>::sliding_window(8).is_causal());
+    /// ```
     pub fn is_causal(&self) -> bool {
         self.causal
     }
@@ -153,8 +210,14 @@ impl<T: Scalar> Mask<T> {
     /// # Errors
     ///
     /// The shape and parameter errors of applying the mask to n queries and
-    /// m keys (see [`Mask`]).
+    /// m keys (see [`Mask`]); [`Error::InvalidParameter`] if n·m overflows.
     pub fn to_bool(&self, n: usize, m: usize) -> Result<DMatrix<bool>> {
+        if n.checked_mul(m).is_none() {
+            return Err(Error::InvalidParameter {
+                name: "shape",
+                reason: "n·m overflows usize",
+            });
+        }
         let r = self.resolve(n, m)?;
         Ok(DMatrix::from_fn(n, m, |i, j| {
             r.allows(i, j) && r.bias.as_ref().is_none_or(|b| b[(i, j)] != T::NEG_INFINITY)

@@ -79,13 +79,16 @@ use crate::{check, Error, Result, Scalar};
 /// ```
 pub fn softmax_rows<T: Scalar>(logits: &DMatrix<T>, mask: &Mask<T>) -> Result<DMatrix<T>> {
     check::non_empty(logits, "logits")?;
-    for (idx, &x) in logits.iter().enumerate() {
-        if x.is_nan_value() || x == T::INFINITY {
-            let n = logits.nrows();
+    // The first offending entry in row-major order, as everywhere else.
+    for (i, row) in logits.row_iter().enumerate() {
+        if let Some(j) = row
+            .iter()
+            .position(|&x| x.is_nan_value() || x == T::INFINITY)
+        {
             return Err(Error::NonFinite {
                 what: "logits",
-                row: idx % n,
-                col: idx / n,
+                row: i,
+                col: j,
             });
         }
     }
@@ -300,8 +303,10 @@ fn softmax_columns_in_place<T: Scalar>(zt: &mut DMatrix<T>, mask: &Mask<T>) -> R
                 continue;
             }
             if let Some(b) = &resolved.bias {
-                *zj += b[(i, j)];
-                if *zj == T::INFINITY {
+                let (logit, bias) = (*zj, b[(i, j)]);
+                *zj += bias;
+                // +∞, or −∞ from two finite terms, is an overflow, not a mask.
+                if *zj == T::INFINITY || (!zj.finite() && logit.finite() && bias.finite()) {
                     return Err(Error::Overflow {
                         what: "logit plus bias",
                     });

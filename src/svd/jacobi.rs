@@ -20,17 +20,23 @@
 //!
 //! applied to W and (when vectors are wanted) to V = I. A sweep that rotates
 //! nothing ends the iteration: W = UΣ with mutually orthogonal columns, so
-//! σⱼ = ‖wⱼ‖·max|a|, uⱼ = wⱼ/‖wⱼ‖. Columns whose squared norm falls below
-//! MIN_POSITIVE/ε (relative to max|a|) are treated as exactly zero: their
-//! contribution is far below the rounding error of the input. The missing
-//! columns of U are completed to an orthonormal basis.
+//! σⱼ = ‖wⱼ‖·max|a|, uⱼ = wⱼ/‖wⱼ‖. The missing columns of U (for zero
+//! columns of W) are completed to an orthonormal basis.
+//!
+//! α, β, γ, the cosine and the rotation are computed in f64 for both scalar
+//! types. A column whose squared norm falls below MIN_POSITIVE/ε of the
+//! scalar type (a norm below about 3e-16·max|a| in f32, 1.5e-146·max|a| in
+//! f64) is treated as exactly zero: it is below the rounding level of the
+//! input's largest entries, and rotating it against a column that rounding
+//! left it parallel to would only shrink it by ε per sweep.
 //!
 //! # Accuracy
 //!
 //! Since the stopping test is *relative* (a cosine), small singular values
 //! are computed to high relative accuracy when A = B·D with B well
-//! conditioned and D diagonal (Demmel–Veselić 1992), and the computed U is
-//! orthonormal to O(√rows·ε) even for tiny σ.
+//! conditioned and D diagonal (Demmel–Veselić 1992), down to the limit
+//! above (σ ≳ 3e-16·max|a| in f32, 1.5e-146·max|a| in f64), and the
+//! computed U is orthonormal to O(√rows·ε) even for tiny σ.
 //!
 //! # Complexity
 //!
@@ -56,7 +62,7 @@ pub(crate) fn svd<T: Scalar>(
     let transposed = n < m;
     let mut w = if transposed { a.transpose() } else { a.clone() };
     let (r, c) = w.shape();
-    let max_sweeps = params.sweeps_for::<T>();
+    let max_sweeps = params.sweeps_for::<T>()?;
 
     let amax = w.amax();
     if amax == T::zero() {
@@ -71,15 +77,15 @@ pub(crate) fn svd<T: Scalar>(
     let mut v = vectors.then(|| DMatrix::<T>::identity(c, c));
     presort_by_norm(&mut w, v.as_mut());
 
-    let tol = T::from_count(r).sqrt() * T::EPSILON;
-    let tiny = T::MIN_POSITIVE / T::EPSILON;
+    let tol = (r as f64).sqrt() * T::EPSILON.to_f64();
+    let tiny = tiny::<T>();
     let mut converged = false;
     let mut sweeps = 0;
-    let mut last_max_cos = T::zero();
+    let mut last_max_cos = 0.0f64;
     while sweeps < max_sweeps {
         sweeps += 1;
         let mut rotated = false;
-        let mut max_cos = T::zero();
+        let mut max_cos = 0.0f64;
         for p in 0..c {
             for q in p + 1..c {
                 let (wp, wq) = two_columns(w.as_mut_slice(), r, p, q);
@@ -95,15 +101,10 @@ pub(crate) fn svd<T: Scalar>(
                     continue;
                 }
                 rotated = true;
-                let zeta = (beta - alpha) / (gamma + gamma);
-                let sign = if zeta >= T::zero() {
-                    T::one()
-                } else {
-                    -T::one()
-                };
-                let t = sign / (zeta.abs() + T::one().hypot(zeta));
-                let cs = T::one() / T::one().hypot(t);
-                let sn = cs * t;
+                let zeta = (beta - alpha) / (2.0 * gamma);
+                let t = zeta.signum() / (zeta.abs() + 1f64.hypot(zeta));
+                let c64 = 1.0 / 1f64.hypot(t);
+                let (cs, sn) = (T::lit(c64), T::lit(c64 * t));
                 rotate(wp, wq, cs, sn);
                 if let Some(v) = v.as_mut() {
                     let (vp, vq) = two_columns(v.as_mut_slice(), c, p, q);
@@ -122,7 +123,7 @@ pub(crate) fn svd<T: Scalar>(
             method: Method::Jacobi,
             iterations: sweeps,
             max_iterations: max_sweeps,
-            off_diagonal: Some(last_max_cos.to_f64()),
+            off_diagonal: Some(last_max_cos),
         });
     }
 
@@ -130,12 +131,12 @@ pub(crate) fn svd<T: Scalar>(
     let mut norms = Vec::with_capacity(c);
     for j in 0..c {
         let col = &w.as_slice()[j * r..(j + 1) * r];
-        let ss: T = col.iter().fold(T::zero(), |acc, &x| acc + x * x);
-        norms.push(if ss <= tiny { T::zero() } else { ss.sqrt() });
+        let ss: f64 = col.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+        norms.push(if ss <= tiny { 0.0 } else { ss.sqrt() });
     }
     let mut sigma = Vec::with_capacity(c);
     for &nj in &norms {
-        let s = nj * amax;
+        let s = T::lit(nj) * amax;
         if !s.finite() {
             return Err(Error::Overflow {
                 what: "singular value",
@@ -150,11 +151,11 @@ pub(crate) fn svd<T: Scalar>(
         let mut zero_cols = Vec::new();
         for (j, &nj) in norms.iter().enumerate() {
             let col = &mut u.as_mut_slice()[j * r..(j + 1) * r];
-            if nj == T::zero() {
+            if nj == 0.0 {
                 col.iter_mut().for_each(|x| *x = T::zero());
                 zero_cols.push(j);
             } else {
-                col.iter_mut().for_each(|x| *x /= nj);
+                col.iter_mut().for_each(|x| *x = T::lit(x.to_f64() / nj));
             }
         }
         complete_orthonormal(&mut u, &zero_cols);
@@ -219,11 +220,20 @@ fn two_columns<T>(data: &mut [T], r: usize, p: usize, q: usize) -> (&mut [T], &m
     (&mut left[p * r..(p + 1) * r], &mut right[..r])
 }
 
-/// (‖x‖², ‖y‖², xᵀy) in one pass.
+/// Squared column norms at or below this (after scaling by max|a|) count as
+/// zero: MIN_POSITIVE/ε of `T`, i.e. norms below ≈ 3e-16 (f32) or
+/// ≈ 1.5e-146 (f64). Without it, a column that rounding left parallel to
+/// another would be rotated sweep after sweep, shrinking by ε each time.
+fn tiny<T: Scalar>() -> f64 {
+    T::MIN_POSITIVE.to_f64() / T::EPSILON.to_f64()
+}
+
+/// (‖x‖², ‖y‖², xᵀy) in one pass, accumulated in f64.
 #[inline]
-fn dots<T: Scalar>(x: &[T], y: &[T]) -> (T, T, T) {
-    let (mut a, mut b, mut g) = (T::zero(), T::zero(), T::zero());
+fn dots<T: Scalar>(x: &[T], y: &[T]) -> (f64, f64, f64) {
+    let (mut a, mut b, mut g) = (0.0, 0.0, 0.0);
     for (&xi, &yi) in x.iter().zip(y) {
+        let (xi, yi) = (xi.to_f64(), yi.to_f64());
         a += xi * xi;
         b += yi * yi;
         g += xi * yi;

@@ -84,7 +84,10 @@ pub enum Backend {
     /// nalgebra, validated, with a Jacobi fallback.
     #[default]
     Auto,
-    /// nalgebra only, with an iteration cap.
+    /// nalgebra only, with an iteration cap. Its output is sorted, made
+    /// non-negative and checked for NaN, but **not validated**: nalgebra 0.35
+    /// can return wrong singular values or non-orthogonal vectors without
+    /// error (e.g. on uniform attention with vectors). Prefer `Auto`.
     Nalgebra(NalgebraParams),
     /// One-sided Jacobi only, with a sweep cap.
     Jacobi(JacobiParams),
@@ -92,11 +95,25 @@ pub enum Backend {
 
 impl Backend {
     /// [`Backend::Nalgebra`] with default parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use attention_svd::svd::{Backend, NalgebraParams};
+    /// assert_eq!(Backend::nalgebra(), Backend::Nalgebra(NalgebraParams::default()));
+    /// ```
     pub fn nalgebra() -> Self {
         Backend::Nalgebra(NalgebraParams::default())
     }
 
     /// [`Backend::Jacobi`] with default parameters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use attention_svd::svd::{Backend, JacobiParams};
+    /// assert_eq!(Backend::jacobi(), Backend::Jacobi(JacobiParams::default()));
+    /// ```
     pub fn jacobi() -> Self {
         Backend::Jacobi(JacobiParams::default())
     }
@@ -122,9 +139,10 @@ pub struct JacobiParams {
 impl JacobiParams {
     /// Caps the number of sweeps (each sweep visits every column pair once).
     /// The default is [`JacobiParams::default_max_sweeps`]. A cap of 0 is
-    /// raised to 1.
+    /// rejected with [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+    /// when the backend runs.
     pub fn max_sweeps(mut self, sweeps: usize) -> Self {
-        self.max_sweeps = Some(sweeps.max(1));
+        self.max_sweeps = Some(sweeps);
         self
     }
 
@@ -136,9 +154,15 @@ impl JacobiParams {
         (T::MANTISSA_DIGITS as usize).max(30)
     }
 
-    pub(crate) fn sweeps_for<T: Scalar>(&self) -> usize {
-        self.max_sweeps
-            .unwrap_or_else(Self::default_max_sweeps::<T>)
+    pub(crate) fn sweeps_for<T: Scalar>(&self) -> Result<usize> {
+        match self.max_sweeps {
+            Some(0) => Err(crate::Error::InvalidParameter {
+                name: "max_sweeps",
+                reason: "the sweep cap must be at least 1",
+            }),
+            Some(k) => Ok(k),
+            None => Ok(Self::default_max_sweeps::<T>()),
+        }
     }
 }
 
@@ -162,9 +186,11 @@ pub struct NalgebraParams {
 impl NalgebraParams {
     /// Caps the total number of implicit-shift QR steps. The default is
     /// [`NalgebraParams::default_max_iterations`]. A cap of 0 (which nalgebra
-    /// reads as "no limit") is raised to 1.
+    /// would read as "no limit") is rejected with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) when the
+    /// backend runs.
     pub fn max_iterations(mut self, iterations: usize) -> Self {
-        self.max_iterations = Some(iterations.max(1));
+        self.max_iterations = Some(iterations);
         self
     }
 
@@ -177,16 +203,44 @@ impl NalgebraParams {
             .saturating_mul(k.max(1))
     }
 
-    pub(crate) fn iterations_for<T: Scalar>(&self, k: usize) -> usize {
-        self.max_iterations
-            .unwrap_or_else(|| Self::default_max_iterations::<T>(k))
+    pub(crate) fn iterations_for<T: Scalar>(&self, k: usize) -> Result<usize> {
+        match self.max_iterations {
+            Some(0) => Err(crate::Error::InvalidParameter {
+                name: "max_iterations",
+                reason: "the iteration cap must be at least 1",
+            }),
+            Some(k) => Ok(k),
+            None => Ok(Self::default_max_iterations::<T>(k)),
+        }
     }
 }
 
 /// A thin SVD A = U·diag(σ)·Vᵀ with all factors present.
 ///
-/// U is n×k, σ has length k, Vᵀ is k×m, k = min(n, m); σ is sorted
-/// non-increasing and ≥ 0, and the columns of U and V are orthonormal.
+/// U is n×k, σ has length k, Vᵀ is k×m, k = min(n, m); σ is always sorted
+/// non-increasing and ≥ 0. From `Auto` and `Jacobi` the columns of U and V
+/// are orthonormal and UΣVᵀ reproduces A to O(max(n, m)·ε·‖A‖); from the
+/// explicit `Nalgebra` backend these hold only as far as nalgebra gets them
+/// right (see [`Backend::Nalgebra`]).
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::svd::{svd, Backend, Method};
+/// use nalgebra::dmatrix;
+///
+/// let a = dmatrix![1.0_f64, 1.0; 0.0, 1.0; 1.0, 0.0];
+/// let f = svd(&a, Backend::jacobi()).unwrap();
+/// assert_eq!(f.shape(), (3, 2));
+/// assert_eq!(f.u().shape(), (3, 2));
+/// assert_eq!(f.v_t().shape(), (2, 2));
+/// assert_eq!(f.method(), Method::Jacobi);
+/// // σ = (√3, 1).
+/// assert!((f.singular_values()[0] - 3f64.sqrt()).abs() < 1e-15);
+/// assert!((f.u().tr_mul(f.u()) - nalgebra::DMatrix::identity(2, 2)).norm() < 1e-15);
+/// let (u, sigma, v_t) = f.into_parts();
+/// assert_eq!((u.ncols(), sigma.len(), v_t.nrows()), (2, 2, 2));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Svd<T> {
     u: DMatrix<T>,

@@ -22,7 +22,7 @@ pub(crate) fn svd<T: Scalar>(
     params: &NalgebraParams,
 ) -> Result<Parts<T>> {
     let k = a.nrows().min(a.ncols());
-    let cap = params.iterations_for::<T>(k);
+    let cap = params.iterations_for::<T>(k)?;
     let eps = T::EPSILON * T::lit(5.0);
     // `try_new` sorts with `partial_cmp(..).expect(..)` and panics when the
     // iteration produced NaN; sort here instead, after the finiteness check.
