@@ -300,7 +300,7 @@ pub fn violations<T: Scalar>(
     if matches!(kind, Stochasticity::Row | Stochasticity::Doubly) {
         for (row, sum) in row_sums(a).into_iter().enumerate() {
             let deviation = deviation_of(sum);
-            if !(deviation.abs() <= tol) {
+            if deviation.abs() > tol {
                 out.push(Violation::RowSum {
                     row,
                     sum: sum.to_f64(),
@@ -312,7 +312,7 @@ pub fn violations<T: Scalar>(
     if matches!(kind, Stochasticity::Column | Stochasticity::Doubly) {
         for (col, sum) in column_sums(a).into_iter().enumerate() {
             let deviation = deviation_of(sum);
-            if !(deviation.abs() <= tol) {
+            if deviation.abs() > tol {
                 out.push(Violation::ColumnSum {
                     col,
                     sum: sum.to_f64(),
