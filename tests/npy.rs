@@ -222,7 +222,7 @@ fn stack_constructors_check_shapes() {
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        Stack::from_matrices(2, 2, &[a.clone()]),
+        Stack::from_matrices(2, 2, std::slice::from_ref(&a)),
         Err(Error::ShapeMismatch { .. })
     ));
     let s = Stack::from_matrices(1, 1, &[a]).unwrap();
