@@ -20,6 +20,8 @@
 //! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
 //! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
+//! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`Stack`] |
+//! | `npy` | reading and writing `.npy` stacks (feature `npy`) | `npy::read_stack`, `npy::read_queries_keys` |
 //!
 //! Every routine is generic over `f32` and `f64` through the sealed
 //! [`Scalar`] trait, takes `nalgebra::DMatrix`, and returns
@@ -70,7 +72,14 @@
 //!
 //! ## Crate features
 //!
-//! None yet: everything is on by default and depends only on `nalgebra`.
+//! All on by default; with none of them the crate depends on nalgebra only.
+//!
+//! - `npy`: the `npy` module (reading and writing NumPy `.npy` files),
+//!   through the `npyz` crate.
+//! - `parallel`: [`analysis`] runs the heads of a stack in parallel, through
+//!   `rayon`.
+//! - `serde`: `serde::Serialize` for the [`analysis`] reports (the JSON
+//!   layout is documented there).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
