@@ -89,6 +89,8 @@
 
 pub mod analysis;
 pub mod attention;
+pub mod collapse;
+pub mod logits;
 pub mod lowrank;
 pub mod metrics;
 #[cfg(feature = "npy")]

@@ -85,6 +85,12 @@ pub struct LowRank<T> {
 }
 
 impl<T: Scalar> LowRank<T> {
+    /// Wraps factors that already form an SVD (orthonormal columns, σ
+    /// sorted and ≥ 0); shapes are the caller's responsibility.
+    pub(crate) fn from_parts(u: DMatrix<T>, sigma: Vec<T>, v_t: DMatrix<T>) -> Self {
+        LowRank { u, sigma, v_t }
+    }
+
     /// The rank-r truncation A_r of a factorisation, 0 ≤ r ≤ k.
     ///
     /// # Errors

@@ -8,6 +8,7 @@
 mod common;
 
 mod attention;
+mod dynamics;
 mod lowrank;
 mod metrics;
 #[cfg(feature = "npy")]
