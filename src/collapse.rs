@@ -302,15 +302,15 @@ pub fn collapse_across_layers<T: Scalar>(
     stack: &Stack<T>,
     backend: Backend,
 ) -> Result<Vec<DepthCollapse>> {
-    let [l, h, n, m] = stack.shape();
+    let [_, h, n, m] = stack.shape();
     if n != m {
         return Err(Error::NotSquare { rows: n, cols: m });
     }
     let rollouts = rollout(stack)?;
     let mut products: Vec<DMatrix<T>> = (0..h).map(|_| DMatrix::identity(n, n)).collect();
     let mut avg_product = DMatrix::<T>::identity(n, n);
-    let mut out = Vec::with_capacity(l);
-    for layer in 0..l {
+    let mut out = Vec::with_capacity(rollouts.len());
+    for (layer, r_l) in rollouts.iter().enumerate() {
         let mut per_head = Vec::with_capacity(h);
         for (t, p) in products.iter_mut().enumerate() {
             *p = stack.matrix(layer, t)? * &*p;
@@ -325,8 +325,8 @@ pub fn collapse_across_layers<T: Scalar>(
             depth: layer + 1,
             per_head,
             head_average: rank_collapse(&avg_product, backend)?,
-            rollout: rank_collapse(&rollouts[layer], backend)?,
-            rollout_effective_rank: erank(&rollouts[layer])?,
+            rollout: rank_collapse(r_l, backend)?,
+            rollout_effective_rank: erank(r_l)?,
             head_average_effective_rank: erank(&avg_product)?,
         });
     }
