@@ -8,6 +8,7 @@
 //! cargo run --release --example analyze -- FILE.npy         # your attention [n,m], [h,n,m] or [l,h,n,m]
 //! cargo run --release --example analyze -- --q Q.npy --k K.npy --mask causal|window:W|none
 //! options: --precision f32|f64  --json FILE  --csv FILE  --plot FILE.svg  --heads
+//!          --sweep   (temperature sweep and logit rank; needs queries and keys)
 //! ```
 //!
 //! With no file argument the shipped data of `data/minilm` is analysed and
@@ -18,9 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use attention_svd::analysis::{
-    analyze, attention_from_queries_keys, ModelReport, Options, Precision,
+    analyze, attention_from_queries_keys, ModelReport, Options, Precision, Stats,
 };
 use attention_svd::attention::Mask;
+use attention_svd::collapse::collapse_across_layers;
+use attention_svd::logits::{logit_and_attention_ranks, temperature_sweep};
+use attention_svd::svd::Backend;
 use attention_svd::{npy, Error, Stack};
 use plotters::prelude::*;
 
@@ -38,6 +42,7 @@ struct Args {
     csv: Option<PathBuf>,
     plot: Option<PathBuf>,
     per_head: bool,
+    sweep: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -57,6 +62,7 @@ fn parse_args() -> Result<Args, String> {
             "--csv" => a.csv = Some(value("--csv")?.into()),
             "--plot" => a.plot = Some(value("--plot")?.into()),
             "--heads" => a.per_head = true,
+            "--sweep" => a.sweep = true,
             "--precision" => {
                 a.precision = match value("--precision")?.as_str() {
                     "f32" => Precision::F32,
@@ -75,7 +81,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(a)
 }
 
-fn parse_mask(s: &str) -> Result<Mask<f32>, String> {
+fn parse_mask<T: attention_svd::Scalar>(s: &str) -> Result<Mask<T>, String> {
     match s {
         "none" => Ok(Mask::none()),
         "causal" => Ok(Mask::causal()),
@@ -94,6 +100,8 @@ struct Source {
     description: String,
     stack: Stack<f32>,
     name: String,
+    /// Queries and keys, when the attention was (or can be) computed from them.
+    qk: Option<(Stack<f32>, Stack<f32>)>,
 }
 
 fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
@@ -110,6 +118,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
             ),
             name: stem(q),
             stack,
+            qk: Some((qs, ks)),
         });
     }
     if let Some(file) = &args.file {
@@ -117,6 +126,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
             description: format!("attention from {}", file.display()),
             name: stem(file),
             stack: npy::read_stack(file)?,
+            qk: None,
         });
     }
     // The shipped real-model data.
@@ -131,16 +141,16 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     let n = entry["n"].as_u64().unwrap_or(0);
     let attn = PathBuf::from(format!("{DATA}/{input}_attn.npy"));
     let masked = args.mask != "none";
+    let (qs, ks) = npy::read_queries_keys::<f32>(
+        format!("{DATA}/{input}_q.npy"),
+        format!("{DATA}/{input}_k.npy"),
+    )?;
     let (stack, how) = if attn.exists() && !masked {
         (
             npy::read_stack(&attn)?,
             "the model's own attention probabilities".to_string(),
         )
     } else {
-        let (qs, ks) = npy::read_queries_keys::<f32>(
-            format!("{DATA}/{input}_q.npy"),
-            format!("{DATA}/{input}_k.npy"),
-        )?;
         let mask = parse_mask(&args.mask)?;
         (
             attention_from_queries_keys(&qs, &ks, &mask, None)?,
@@ -164,6 +174,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
         description: d,
         name: input,
         stack,
+        qk: Some((qs, ks)),
     })
 }
 
@@ -246,6 +257,96 @@ fn print_report(r: &ModelReport, per_head: bool) {
             h.max_row_sum_deviation
         );
     }
+}
+
+/// Rank collapse of the attention products and of the rollout, per depth.
+fn print_collapse(stack: &Stack<f32>) -> Result<(), Error> {
+    let depths = collapse_across_layers(&stack.cast::<f64>(), Backend::Auto)?;
+    println!("\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual ‖A − 1x̄ᵀ‖₁,∞ / ‖A‖₁,∞):");
+    println!(
+        "{:>5}  {:>26}  {:>11}  {:>11}  {:>15}  {:>13}",
+        "depth",
+        "per-head residual med [min–max]",
+        "avg resid.",
+        "avg σ₂/σ₁",
+        "rollout erank",
+        "rollout σ₂/σ₁"
+    );
+    for d in &depths {
+        let res: Vec<f64> = d.per_head.iter().map(|c| c.residual_relative).collect();
+        let s = Stats::of(&res)?;
+        println!(
+            "{:>5}  {:>26}  {:>11.2e}  {:>11.2e}  {:>15.2}  {:>13.3}",
+            d.depth,
+            format!("{:.2e} [{:.1e}–{:.1e}]", s.median, s.min, s.max),
+            d.head_average.residual_relative,
+            d.head_average.sigma_ratio,
+            d.rollout_effective_rank,
+            d.rollout.sigma_ratio,
+        );
+    }
+    Ok(())
+}
+
+/// Logit rank against attention rank, and the temperature sweep, per layer
+/// (medians over heads).
+fn print_sweep(q: &Stack<f32>, k: &Stack<f32>, mask: &Mask<f64>) -> Result<(), Error> {
+    let (q, k) = (q.cast::<f64>(), k.cast::<f64>());
+    let [layers, heads, _, d] = q.shape();
+    let scales = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
+    println!("\nlogits QKᵀ/√d (rank ≤ d = {d}) against attention softmax(QKᵀ/√d + M), medians over heads:");
+    println!(
+        "{:>5}  {:>12}  {:>12}  {:>12}  {:>12}",
+        "layer", "logit rank", "logit erank", "attn rank", "attn erank"
+    );
+    let mut sweep_rows = Vec::new();
+    for l in 0..layers {
+        let (mut lr, mut le, mut ar, mut ae) = (vec![], vec![], vec![], vec![]);
+        let mut per_scale: Vec<Vec<f64>> = vec![Vec::new(); scales.len()];
+        for h in 0..heads {
+            let (qm, km) = (q.matrix(l, h)?, k.matrix(l, h)?);
+            let r = logit_and_attention_ranks(&qm, &km, mask, Backend::Auto)?;
+            lr.push(r.logit_numerical_rank as f64);
+            le.push(r.logit_effective_rank);
+            ar.push(r.attention_numerical_rank as f64);
+            ae.push(r.attention_effective_rank);
+            for (i, p) in temperature_sweep(&qm, &km, mask, &scales, Backend::Auto)?
+                .into_iter()
+                .enumerate()
+            {
+                per_scale[i].push(p.effective_rank);
+            }
+        }
+        let med = |v: &[f64]| Stats::of(v).map(|s| s.median);
+        println!(
+            "{:>5}  {:>12}  {:>12.2}  {:>12}  {:>12.2}",
+            l,
+            med(&lr)?,
+            med(&le)?,
+            med(&ar)?,
+            med(&ae)?
+        );
+        sweep_rows.push(
+            per_scale
+                .iter()
+                .map(|v| med(v))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    println!("\ntemperature sweep: median effective rank of softmax(s·QKᵀ/√d + M) over heads (s = 1 is the model):");
+    print!("{:>5}", "layer");
+    for s in scales {
+        print!("  {:>7}", format!("s={s}"));
+    }
+    println!();
+    for (l, row) in sweep_rows.iter().enumerate() {
+        print!("{l:>5}");
+        for x in row {
+            print!("  {x:>7.2}");
+        }
+        println!();
+    }
+    Ok(())
 }
 
 fn write_csv(r: &ModelReport, path: &Path) -> std::io::Result<()> {
@@ -382,6 +483,16 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &report,
         args.per_head || args.file.is_some() && report.heads.len() <= 16,
     );
+    let [layers, _, n, m] = report.shape;
+    if n == m && layers > 1 {
+        print_collapse(&source.stack)?;
+    }
+    if args.sweep {
+        match &source.qk {
+            Some((q, k)) => print_sweep(q, k, &parse_mask::<f64>(&args.mask)?)?,
+            None => println!("\n--sweep needs queries and keys (--q and --k, or the shipped data)"),
+        }
+    }
     if let Some(p) = &args.json {
         std::fs::write(p, serde_json::to_string_pretty(&report)?)?;
         println!("wrote {}", p.display());

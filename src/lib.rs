@@ -20,6 +20,8 @@
 //! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
 //! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
+//! | [`collapse`] | rank collapse of attention products across layers; attention rollout | [`collapse::collapse_across_layers`], [`collapse::rollout`] |
+//! | [`logits`] | SVD of QKᵀ without forming it; logit vs attention rank; temperature sweeps | [`logits::factored_svd`], [`logits::temperature_sweep`] |
 //! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`Stack`] |
 //! | `npy` | reading and writing `.npy` stacks (feature `npy`) | `npy::read_stack`, `npy::read_queries_keys` |
 //!
