@@ -7,7 +7,7 @@
 //! cargo run --release --example analyze -- --input glacier_n128
 //! cargo run --release --example analyze -- FILE.npy         # your attention [n,m], [h,n,m] or [l,h,n,m]
 //! cargo run --release --example analyze -- --q Q.npy --k K.npy --mask causal|window:W|none
-//! options: --precision f32|f64  --json FILE  --csv FILE  --plot FILE.svg  --heads
+//! options: --precision f32|f64  --json FILE  --csv FILE  --plot FILE.svg  --layers-only
 //!          --sweep   (temperature sweep and logit rank; needs queries and keys)
 //! ```
 //!
@@ -41,7 +41,7 @@ struct Args {
     json: Option<PathBuf>,
     csv: Option<PathBuf>,
     plot: Option<PathBuf>,
-    per_head: bool,
+    layers_only: bool,
     sweep: bool,
 }
 
@@ -61,7 +61,7 @@ fn parse_args() -> Result<Args, String> {
             "--json" => a.json = Some(value("--json")?.into()),
             "--csv" => a.csv = Some(value("--csv")?.into()),
             "--plot" => a.plot = Some(value("--plot")?.into()),
-            "--heads" => a.per_head = true,
+            "--layers-only" => a.layers_only = true,
             "--sweep" => a.sweep = true,
             "--precision" => {
                 a.precision = match value("--precision")?.as_str() {
@@ -221,7 +221,6 @@ fn print_report(r: &ModelReport, per_head: bool) {
         );
     }
     if !per_head {
-        println!("(per-head table: add --heads)");
         return;
     }
     println!("\nper head:");
@@ -479,10 +478,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("attention-svd analyze: {}", source.description);
     let report = analyze(&source.stack, &Options::default().precision(args.precision))?;
     let shipped_default = args.file.is_none() && args.q.is_none();
-    print_report(
-        &report,
-        args.per_head || args.file.is_some() && report.heads.len() <= 16,
-    );
+    print_report(&report, !args.layers_only);
     let [layers, _, n, m] = report.shape;
     if n == m && layers > 1 {
         print_collapse(&source.stack)?;

@@ -211,6 +211,17 @@ pub fn attention_product<T: Scalar>(matrices: &[DMatrix<T>]) -> Result<DMatrix<T
 /// # Errors
 ///
 /// [`Error::InvalidParameter`] if `layer` is out of range.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::collapse::head_average;
+/// use attention_svd::Stack;
+/// use nalgebra::dmatrix;
+///
+/// let s = Stack::new([1, 2, 1, 2], vec![1.0_f64, 0.0, 0.0, 1.0]).unwrap();
+/// assert_eq!(head_average(&s, 0).unwrap(), dmatrix![0.5, 0.5]);
+/// ```
 pub fn head_average<T: Scalar>(stack: &Stack<T>, layer: usize) -> Result<DMatrix<T>> {
     let [_, h, n, m] = stack.shape();
     let mut avg = DMatrix::<T>::zeros(n, m);

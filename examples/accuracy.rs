@@ -1,0 +1,68 @@
+//! The LAPACK-style accuracy table of the SVD backends (`docs/ACCURACY.md`).
+//!
+//! Run with `cargo run --release --example accuracy`.
+//!
+//! For every matrix family (LAPACK's xDRVBD families plus attention
+//! matrices), shape, precision and backend it computes LAPACK's test ratios
+//! (reconstruction, orthogonality of U and V, order and sign of σ,
+//! values-only σ against σ with vectors) and prints the worst ratio per
+//! family and backend; LAPACK's pass threshold is 50. It then prints the
+//! relative error of σ_min on graded matrices A = B·D (Demmel–Veselić).
+//! The test `accuracy` in the integration suite asserts on the same runs.
+
+#[path = "../tests/common/accuracy_suite.rs"]
+mod accuracy_suite;
+
+use std::time::Instant;
+
+use accuracy_suite::{
+    graded, graded_table, ratio_table, run, BACKEND_NAMES, GRADED_KAPPA_B, GRADED_TRIALS, NALGEBRA,
+    THRESHOLD,
+};
+
+fn main() {
+    let start = Instant::now();
+    let reports = [run::<f32>(), run::<f64>()];
+    println!(
+        "Worst LAPACK test ratio per family and backend (pass: < {THRESHOLD}; \
+         \"(k✗)\": k matrices at or above it); Auto→Jacobi: Auto's fallbacks.\n"
+    );
+    print!("{}", ratio_table(&reports));
+    println!();
+    for r in &reports {
+        let cases: usize = r.families.iter().map(|f| f.cases).sum();
+        let fallbacks: usize = r.families.iter().map(|f| f.fallbacks).sum();
+        let wrong: usize = r
+            .families
+            .iter()
+            .map(|f| f.nalgebra_wrong_with_vectors)
+            .sum();
+        let over: usize = r.families.iter().map(|f| f.over_threshold[NALGEBRA]).sum();
+        let missed: usize = r.families.iter().map(|f| f.missed_fallbacks.len()).sum();
+        println!(
+            "{}: {cases} matrices; nalgebra ≥ {THRESHOLD} on {over} ({wrong} with vectors); \
+             Auto fell back on {fallbacks}, missed {missed}; Jacobi/Auto ratios ≥ {THRESHOLD}: {}",
+            r.type_name,
+            r.violations.len()
+        );
+        for v in &r.violations {
+            println!("  {v}");
+        }
+        for f in &r.families {
+            if f.over_threshold[NALGEBRA] > 0 {
+                println!(
+                    "  worst {}: {} {}",
+                    BACKEND_NAMES[NALGEBRA],
+                    accuracy_suite::fmt_ratio(f.worst[NALGEBRA]),
+                    f.worst_at[NALGEBRA]
+                );
+            }
+        }
+    }
+    println!(
+        "\nσ_min relative error on A = B·D (f64), κ(B) = {GRADED_KAPPA_B}, \
+         worst of {GRADED_TRIALS} matrices per row:\n"
+    );
+    print!("{}", graded_table(&graded()));
+    println!("\n({:.1} s)", start.elapsed().as_secs_f64());
+}
