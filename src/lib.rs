@@ -19,6 +19,7 @@
 //! | [`stochastic`] | row/column/doubly-stochastic checks naming the failing row or entry | [`stochastic::check_row_stochastic`], [`stochastic::Violation`] |
 //! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
 //! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
+//! | [`randomized`] | randomized truncated SVD (Halko–Martinsson–Tropp), seeded | [`randomized::randomized_svd`] |
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
 //! | [`collapse`] | rank collapse of attention products across layers; attention rollout | [`collapse::collapse_across_layers`], [`collapse::rollout`] |
 //! | [`logits`] | SVD of QKᵀ without forming it; logit vs attention rank; temperature sweeps | [`logits::factored_svd`], [`logits::temperature_sweep`] |
@@ -98,6 +99,7 @@ pub mod metrics;
 #[cfg(feature = "npy")]
 #[cfg_attr(docsrs, doc(cfg(feature = "npy")))]
 pub mod npy;
+pub mod randomized;
 pub mod stochastic;
 pub mod svd;
 

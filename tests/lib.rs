@@ -2,8 +2,11 @@
 //!
 //! - `theory`: the theorems of `docs/THEORY.md` (T1–T13), each on generated
 //!   row-stochastic families, for f32 and f64;
-//! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`: module
-//!   behaviour, special matrices and every error path.
+//! - `dynamics`: rank collapse, rollout, logit rank, factored SVD (T15–T18);
+//! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`, `randomized`,
+//!   `npy`: module behaviour, special matrices and every error path;
+//! - `real_data`: the shipped all-MiniLM-L6-v2 attention against its
+//!   reference values; `regressions`: bugs found in review.
 
 mod common;
 
@@ -13,6 +16,7 @@ mod lowrank;
 mod metrics;
 #[cfg(feature = "npy")]
 mod npy;
+mod randomized;
 #[cfg(all(feature = "npy", feature = "serde"))]
 mod real_data;
 mod regressions;

@@ -29,6 +29,7 @@ use attention_svd::svd::{singular_values, svd, Backend, Method};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -593,7 +594,8 @@ pub fn run<T: Scalar>() -> Report {
                     let (worst, which) = o.ratios.worst();
                     if worst > r.worst[b] || r.worst_at[b].is_empty() {
                         r.worst[b] = r.worst[b].max(worst);
-                        r.worst_at[b] = format!("{which} at {}", reproducer::<T>(family, fi, n, m, rep));
+                        r.worst_at[b] =
+                            format!("{which} at {}", reproducer::<T>(family, fi, n, m, rep));
                     }
                     if o.error.is_some() {
                         r.errors[b] += 1;
@@ -649,6 +651,28 @@ pub const GRADED_KAPPA_B: f64 = 10.0;
 /// Trials (seeds) per graded row.
 pub const GRADED_TRIALS: usize = 5;
 
+/// The order of D's entries along the columns of a graded matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grading {
+    /// d₁ ≥ d₂ ≥ … (largest column first).
+    Decreasing,
+    /// d₁ ≤ d₂ ≤ … (smallest column first).
+    Increasing,
+    /// A random permutation.
+    Random,
+}
+
+impl Grading {
+    /// The table label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grading::Decreasing => "decreasing",
+            Grading::Increasing => "increasing",
+            Grading::Random => "random",
+        }
+    }
+}
+
 /// One row of the graded table: the worst σ_min relative error over
 /// [`GRADED_TRIALS`] matrices A = B·D (f64).
 #[derive(Clone, Debug)]
@@ -657,6 +681,8 @@ pub struct GradedRow {
     pub n: usize,
     /// Smallest entry of D (the largest is [`GRADED_D_MAX`]).
     pub d_min: f64,
+    /// The order of D's entries.
+    pub grading: Grading,
     /// The smallest reference σ_min over the trials.
     pub sigma_min: f64,
     /// Worst |σ̃_min − σ_min| / σ_min per backend (order of [`BACKEND_NAMES`]).
@@ -665,17 +691,18 @@ pub struct GradedRow {
 
 /// A = B·D with B = Q₁·diag(c)·Q₂ᵀ (Haar-random Q₁, Q₂, c evenly spaced
 /// from 1 to [`GRADED_KAPPA_B`], so κ₂(B) = 10 up to rounding) and
-/// D = diag(dⱼ) geometric from [`GRADED_D_MAX`] down to `d_min`. Returns
+/// D = diag(dⱼ), the dⱼ geometric from [`GRADED_D_MAX`] down to `d_min`,
+/// placed along the columns in the order `grading`. Returns
 /// (A, reference σ_min).
 ///
 /// The reference is σ_min(A) = 1/‖A⁻¹‖₂ = 1/σ_max(D⁻¹·B⁻¹), with B⁻¹ from an
 /// LU factorisation of the stored B (relative error O(n·κ(B)·ε)) and D⁻¹
 /// applied as a row scaling. A *largest* singular value is computed to
-/// relative accuracy O(n·ε) by any backward-stable SVD, so the reference
-/// does not depend on the relative accuracy under test; and since the
-/// stored entries of A = fl(B·D) carry a relative error ε, its exact σ_min
-/// differs from that of B·D by O(n·κ(B)·ε) relatively.
-pub fn graded_matrix(n: usize, d_min: f64, seed: u64) -> (DMatrix<f64>, f64) {
+/// relative accuracy O(n·ε) by any backward-stable SVD (nalgebra's here), so
+/// the reference does not depend on the relative accuracy under test; and
+/// since the stored entries of A = fl(B·D) carry a relative error ε, its
+/// exact σ_min differs from that of B·D by O(n·κ(B)·ε) relatively.
+pub fn graded_matrix(n: usize, d_min: f64, grading: Grading, seed: u64) -> (DMatrix<f64>, f64) {
     let mut rng = StdRng::seed_from_u64(seed);
     let q1 = orthogonal(&mut rng, n);
     let q2 = orthogonal(&mut rng, n);
@@ -687,9 +714,14 @@ pub fn graded_matrix(n: usize, d_min: f64, seed: u64) -> (DMatrix<f64>, f64) {
         b.column_mut(j).iter_mut().for_each(|x| *x *= cj);
     }
     let b = b * q2.transpose();
-    let d: Vec<f64> = (0..n)
+    let mut d: Vec<f64> = (0..n)
         .map(|j| GRADED_D_MAX * (d_min / GRADED_D_MAX).powf(j as f64 / (n - 1).max(1) as f64))
         .collect();
+    match grading {
+        Grading::Decreasing => {}
+        Grading::Increasing => d.reverse(),
+        Grading::Random => d.shuffle(&mut rng),
+    }
     let a = DMatrix::from_fn(n, n, |i, j| b[(i, j)] * d[j]);
     let b_inv = b.lu().try_inverse().expect("B is well conditioned");
     let x = DMatrix::from_fn(n, n, |i, j| b_inv[(i, j)] / d[i]);
@@ -697,29 +729,33 @@ pub fn graded_matrix(n: usize, d_min: f64, seed: u64) -> (DMatrix<f64>, f64) {
     (a, 1.0 / s_max)
 }
 
-/// The graded table: n ∈ {10, 20}, d_min ∈ {1e-5, 1e-10, 1e-15}.
+/// The graded table: D's order × n ∈ {10, 20} × d_min ∈ {1e-5, 1e-10, 1e-15}.
 pub fn graded() -> Vec<GradedRow> {
     let mut rows = Vec::new();
-    for n in [10, 20] {
-        for (di, d_min) in [1e-5, 1e-10, 1e-15].into_iter().enumerate() {
-            let mut row = GradedRow {
-                n,
-                d_min,
-                sigma_min: f64::INFINITY,
-                rel_err: [0.0; 3],
-            };
-            for trial in 0..GRADED_TRIALS {
-                let (a, reference) = graded_matrix(n, d_min, seed(100 + di, n, n, trial));
-                row.sigma_min = row.sigma_min.min(reference);
-                for (b, backend) in backends().into_iter().enumerate() {
-                    let err = match singular_values(&a, backend) {
-                        Ok(s) => (s[n - 1] - reference).abs() / reference,
-                        Err(_) => f64::INFINITY,
-                    };
-                    row.rel_err[b] = row.rel_err[b].max(err);
+    for grading in [Grading::Decreasing, Grading::Increasing, Grading::Random] {
+        for n in [10, 20] {
+            for (di, d_min) in [1e-5, 1e-10, 1e-15].into_iter().enumerate() {
+                let mut row = GradedRow {
+                    n,
+                    d_min,
+                    grading,
+                    sigma_min: f64::INFINITY,
+                    rel_err: [0.0; 3],
+                };
+                for trial in 0..GRADED_TRIALS {
+                    let (a, reference) =
+                        graded_matrix(n, d_min, grading, seed(100 + di, n, n, trial));
+                    row.sigma_min = row.sigma_min.min(reference);
+                    for (b, backend) in backends().into_iter().enumerate() {
+                        let err = match singular_values(&a, backend) {
+                            Ok(s) => (s[n - 1] - reference).abs() / reference,
+                            Err(_) => f64::INFINITY,
+                        };
+                        row.rel_err[b] = row.rel_err[b].max(err);
+                    }
                 }
+                rows.push(row);
             }
-            rows.push(row);
         }
     }
     rows
@@ -816,6 +852,7 @@ pub fn ratio_table(reports: &[Report]) -> String {
 /// The graded table: σ_min relative error per backend.
 pub fn graded_table(rows: &[GradedRow]) -> String {
     let mut header = vec![
+        "D order".to_string(),
         "n".to_string(),
         "D range".to_string(),
         "min σ_min".to_string(),
@@ -825,6 +862,7 @@ pub fn graded_table(rows: &[GradedRow]) -> String {
         .iter()
         .map(|r| {
             let mut row = vec![
+                r.grading.name().to_string(),
                 r.n.to_string(),
                 format!("{GRADED_D_MAX:.0e} … {:.0e}", r.d_min),
                 format!("{:.1e}", r.sigma_min),
