@@ -12,6 +12,7 @@ mod common;
 
 mod attention;
 mod dynamics;
+mod hostile;
 mod lowrank;
 mod metrics;
 #[cfg(feature = "npy")]
