@@ -42,7 +42,8 @@ fn lapack_ratios<T: Scalar>() {
         assert!(f.fallbacks >= f.nalgebra_wrong_with_vectors, "{}", f.name);
         if f.over_threshold[NALGEBRA] > 0 {
             eprintln!(
-                "{} {}: nalgebra ≥ {THRESHOLD} on {} of {} (worst {:.1e}, {}); Auto fell back on {}",
+                "{} {}: nalgebra ≥ {THRESHOLD} on {} of {} (worst {:.1e}, {}); \
+                 Auto fell back on {}",
                 T::NAME,
                 f.name,
                 f.over_threshold[NALGEBRA],

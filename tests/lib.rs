@@ -10,6 +10,7 @@
 
 mod common;
 
+mod accuracy;
 mod attention;
 mod dynamics;
 mod hostile;

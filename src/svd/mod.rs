@@ -33,7 +33,13 @@
 //! Both backends are backward stable: the computed factors are the exact SVD
 //! of A + E with ‖E‖ = O(max(n, m)·ε·‖A‖), so by Weyl's inequality
 //! |σ̃ᵢ − σᵢ| = O(max(n, m)·ε·σ₁) (`docs/THEORY.md`, T12). Jacobi is in
-//! addition relatively accurate on graded matrices.
+//! addition relatively accurate on graded matrices A = B·D (B well
+//! conditioned, D diagonal): pick it when small singular values must be
+//! right to relative accuracy (σ_min, condition numbers, log-scale spectra).
+//! `Auto` checks backward error only, so it returns nalgebra's answer there,
+//! whose small σ can be off by far more than ε relatively. The LAPACK-style
+//! accuracy suite behind these statements is in `docs/ACCURACY.md`
+//! (`cargo run --release --example accuracy`).
 //!
 //! # Examples
 //!
