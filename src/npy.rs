@@ -70,6 +70,12 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
             ))
         }
     };
+    if size != 4 && size != 8 {
+        return Err(file_error(
+            path,
+            format!("unsupported float size of {size} bytes: expected float32 or float64"),
+        ));
+    }
     if !(2..=4).contains(&shape.len()) {
         return Err(file_error(
             path,
@@ -82,7 +88,24 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
     if shape.contains(&0) {
         return Err(file_error(path, format!("empty array of shape {shape:?}")));
     }
-    let expected = shape.iter().product::<usize>();
+    let Some(expected) = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
+        return Err(file_error(
+            path,
+            format!("shape {shape:?} has more elements than this machine can address"),
+        ));
+    };
+    // The header promises `expected` values; the file must be large enough
+    // to hold them before anything is allocated for them.
+    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
+    if (expected as u128) * (size as u128) > file_len as u128 {
+        return Err(file_error(
+            path,
+            format!(
+                "truncated: shape {shape:?} needs {} bytes of data, the file has {file_len}",
+                (expected as u128) * (size as u128)
+            ),
+        ));
+    }
     let truncated = |e: std::io::Error| {
         file_error(
             path,

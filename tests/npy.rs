@@ -231,3 +231,19 @@ fn stack_constructors_check_shapes() {
         Err(Error::InvalidParameter { .. })
     ));
 }
+
+#[test]
+fn absurd_shapes_are_rejected_before_allocating() {
+    for (name, shape) in [
+        ("huge_overflow.npy", vec![1usize << 62, 1 << 62]),
+        ("huge_plausible.npy", vec![1usize << 20, 1 << 20]),
+    ] {
+        let p = write(name, &npy_bytes("<f8", false, &shape, &[0u8; 64]));
+        let problem = file_problem(npy::read_stack::<f64>(&p));
+        assert!(
+            problem.contains("more elements") || problem.contains("truncated"),
+            "{name}: {problem}"
+        );
+        std::fs::remove_file(p).ok();
+    }
+}
