@@ -43,7 +43,7 @@ impl<T: Scalar> Stack<T> {
         if shape.contains(&0) {
             return Err(Error::Empty {
                 what: "stack",
-                rows: l * h * r,
+                rows: l.saturating_mul(h).saturating_mul(r),
                 cols: c,
             });
         }
@@ -54,7 +54,7 @@ impl<T: Scalar> Stack<T> {
         if expected != Some(data.len()) {
             return Err(Error::ShapeMismatch {
                 what: "stack data",
-                expected: (l * h * r, c),
+                expected: (l.saturating_mul(h).saturating_mul(r), c),
                 found: (data.len(), 1),
             });
         }
@@ -69,10 +69,10 @@ impl<T: Scalar> Stack<T> {
     /// [`Error::ShapeMismatch`] if the count or the shapes disagree;
     /// [`Error::Empty`] for empty matrices or counts.
     pub fn from_matrices(layers: usize, heads: usize, matrices: &[DMatrix<T>]) -> Result<Self> {
-        if layers * heads != matrices.len() {
+        if layers.checked_mul(heads) != Some(matrices.len()) {
             return Err(Error::ShapeMismatch {
                 what: "number of matrices",
-                expected: (layers * heads, 1),
+                expected: (layers.saturating_mul(heads), 1),
                 found: (matrices.len(), 1),
             });
         }
