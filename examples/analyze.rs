@@ -78,6 +78,12 @@ fn parse_args() -> Result<Args, String> {
     if a.q.is_some() != a.k.is_some() {
         return Err("--q and --k go together".into());
     }
+    if a.file.is_some() && (a.q.is_some() || a.mask != "none" || a.input.is_some()) {
+        return Err(
+            "a FILE.npy holds finished attention: --q/--k, --mask and --input do not apply to it"
+                .into(),
+        );
+    }
     Ok(a)
 }
 
@@ -479,6 +485,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let report = analyze(&source.stack, &Options::default().precision(args.precision))?;
     let shipped_default = args.file.is_none() && args.q.is_none();
     print_report(&report, !args.layers_only);
+    let worst = report
+        .layers
+        .iter()
+        .map(|l| l.max_row_sum_deviation)
+        .fold(0.0, f64::max);
+    if worst > 1e-3 {
+        eprintln!(
+            "warning: rows do not sum to 1 (largest deviation {worst:.2e}): \
+             is this file attention probabilities?"
+        );
+    }
     let [layers, _, n, m] = report.shape;
     if n == m && layers > 1 {
         print_collapse(&source.stack)?;
@@ -524,16 +541,16 @@ fn main() -> ExitCode {
             if !msg.is_empty() {
                 eprintln!("error: {msg}");
             }
-            eprintln!(
-                "{}",
-                include_str!("analyze.rs")
-                    .lines()
-                    .skip(4)
-                    .take(7)
-                    .map(|l| l.trim_start_matches("//! "))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
+            // The usage lines of the module docs above.
+            let usage: Vec<&str> = include_str!("analyze.rs")
+                .lines()
+                .take_while(|l| l.starts_with("//!"))
+                .map(|l| l.trim_start_matches("//!").trim_start())
+                .filter(|l| {
+                    l.starts_with("cargo ") || l.starts_with("options:") || l.starts_with("--sweep")
+                })
+                .collect();
+            eprintln!("usage:\n  {}", usage.join("\n  "));
             return ExitCode::from(2);
         }
     };
