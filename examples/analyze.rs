@@ -104,15 +104,18 @@ fn parse_mask<T: attention_svd::Scalar>(s: &str) -> Result<Mask<T>, String> {
 /// Where the attention comes from, for the report's header.
 struct Source {
     description: String,
-    stack: Stack<f32>,
+    /// The attention, widened exactly to f64 whatever the file's precision.
+    stack: Stack<f64>,
+    /// The precision the values were stored in (sets the noise floor).
+    data_precision: Precision,
     name: String,
     /// Queries and keys, when the attention was (or can be) computed from them.
-    qk: Option<(Stack<f32>, Stack<f32>)>,
+    qk: Option<(Stack<f64>, Stack<f64>)>,
 }
 
 fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     if let (Some(q), Some(k)) = (&args.q, &args.k) {
-        let (qs, ks) = npy::read_queries_keys::<f32>(q, k)?;
+        let (qs, ks) = npy::read_queries_keys::<f64>(q, k)?;
         let mask = parse_mask(&args.mask)?;
         let stack = attention_from_queries_keys(&qs, &ks, &mask, None)?;
         return Ok(Source {
@@ -124,6 +127,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
             ),
             name: stem(q),
             stack,
+            data_precision: npy::file_precision(q)?,
             qk: Some((qs, ks)),
         });
     }
@@ -132,6 +136,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
             description: format!("attention from {}", file.display()),
             name: stem(file),
             stack: npy::read_stack(file)?,
+            data_precision: npy::file_precision(file)?,
             qk: None,
         });
     }
@@ -147,7 +152,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     let n = entry["n"].as_u64().unwrap_or(0);
     let attn = PathBuf::from(format!("{DATA}/{input}_attn.npy"));
     let masked = args.mask != "none";
-    let (qs, ks) = npy::read_queries_keys::<f32>(
+    let (qs, ks) = npy::read_queries_keys::<f64>(
         format!("{DATA}/{input}_q.npy"),
         format!("{DATA}/{input}_k.npy"),
     )?;
@@ -176,10 +181,13 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     if masked {
         d.push_str(" (the trained model is bidirectional: a causal mask is a what-if)");
     }
+    // The shipped queries, keys and attention are stored in float32.
+    let data_precision = npy::file_precision(format!("{DATA}/{input}_q.npy"))?;
     Ok(Source {
         description: d,
         name: input,
         stack,
+        data_precision,
         qk: Some((qs, ks)),
     })
 }
@@ -200,8 +208,8 @@ fn ellipsize(s: &str, max: usize) -> String {
 fn print_report(r: &ModelReport, per_head: bool) {
     let [_, _, n, m] = r.shape;
     println!(
-        "\nper layer (median [min–max] over heads), {}×{} matrices, {:?} arithmetic:",
-        n, m, r.precision
+        "\nper layer (median [min–max] over heads), {}×{} matrices, {:?} arithmetic, {:?} data:",
+        n, m, r.precision, r.data_precision
     );
     println!(
         "{:>5}  {:>7}  {:>19}  {:>6}  {:>13}  {:>13}  {:>13}  {:>13}  {:>8}",
@@ -265,8 +273,8 @@ fn print_report(r: &ModelReport, per_head: bool) {
 }
 
 /// Rank collapse of the attention products and of the rollout, per depth.
-fn print_collapse(stack: &Stack<f32>) -> Result<(), Error> {
-    let depths = collapse_across_layers(&stack.cast::<f64>(), Backend::Auto)?;
+fn print_collapse(stack: &Stack<f64>) -> Result<(), Error> {
+    let depths = collapse_across_layers(stack, Backend::Auto)?;
     println!("\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual ‖A − 1x̄ᵀ‖₁,∞ / ‖A‖₁,∞):");
     println!(
         "{:>5}  {:>26}  {:>11}  {:>11}  {:>15}  {:>13}",
@@ -295,8 +303,7 @@ fn print_collapse(stack: &Stack<f32>) -> Result<(), Error> {
 
 /// Logit rank against attention rank, and the temperature sweep, per layer
 /// (medians over heads).
-fn print_sweep(q: &Stack<f32>, k: &Stack<f32>, mask: &Mask<f64>) -> Result<(), Error> {
-    let (q, k) = (q.cast::<f64>(), k.cast::<f64>());
+fn print_sweep(q: &Stack<f64>, k: &Stack<f64>, mask: &Mask<f64>) -> Result<(), Error> {
     let [layers, heads, _, d] = q.shape();
     let scales = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
     println!("\nlogits QKᵀ/√d (rank ≤ d = {d}) against attention softmax(QKᵀ/√d + M), medians over heads:");
@@ -482,7 +489,10 @@ fn plot(r: &ModelReport, path: &Path, title: &str) -> Result<(), Box<dyn std::er
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let source = load(&args)?;
     println!("attention-svd analyze: {}", source.description);
-    let report = analyze(&source.stack, &Options::default().precision(args.precision))?;
+    let options = Options::default()
+        .precision(args.precision)
+        .data_precision(source.data_precision);
+    let report = analyze(&source.stack, &options)?;
     let shipped_default = args.file.is_none() && args.q.is_none();
     print_report(&report, !args.layers_only);
     let worst = report

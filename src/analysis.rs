@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! sigma_max = σ₁            sigma_min = σ_k            k = min(n, m)
-//! noise_floor = σ₁·max(n, m)·ε      (σ below it are round-off; ε of the precision used)
+//! noise_floor = σ₁·max(n, m)·ε      (σ below it are round-off)
 //! numerical_rank = #{σᵢ > noise_floor}
 //! effective_rank = exp(−Σ pᵢ ln pᵢ), pᵢ = σᵢ/Σσ      stable_rank = Σσᵢ²/σ₁²
 //! energy_rank_90/99/999 = min{r : Σ_{i≤r}σᵢ²/Σσᵢ² ≥ 0.9 / 0.99 / 0.999}
@@ -22,7 +22,14 @@
 //!
 //! By default the analysis runs in f64 whatever the stack's type (f32 input
 //! is widened exactly); [`Precision::F32`] runs it in f32, which is about
-//! twice as fast and has a noise floor 2²⁹ times higher.
+//! twice as fast.
+//!
+//! The ε of the noise floor is the larger of the arithmetic's and the
+//! data's: attention stored in f32 carries rounding errors of relative size
+//! ε_f32 in every entry, which move every σ by up to about ε_f32·‖A‖_F,
+//! whatever precision the SVD then runs in. The data's precision is that of
+//! the stack's type unless [`Options::data_precision`] says otherwise (for
+//! f32 data held in an f64 stack).
 //!
 //! # Memory and parallelism
 //!
@@ -38,7 +45,8 @@
 //!
 //! ```text
 //! {
-//!   "precision": "f64",
+//!   "precision": "f64",              the arithmetic
+//!   "data_precision": "f32",         the data's (sets the noise floor)
 //!   "shape": [layers, heads, n, m],
 //!   "heads": [ {                       one per (layer, head), layer-major
 //!       "layer": 0, "head": 0, "n": 64, "m": 64,
@@ -88,7 +96,7 @@ use rayon::prelude::*;
 use nalgebra::DMatrix;
 
 use crate::attention::{scaled_dot_product_with_scale, Mask};
-use crate::metrics::Summary;
+use crate::metrics::{numerical_rank, RankTolerance, Summary};
 use crate::stochastic::max_row_sum_deviation;
 use crate::svd::{singular_values, Backend};
 use crate::{Error, Result, Scalar, Stack};
@@ -119,6 +127,7 @@ pub enum Precision {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Options {
     precision: Precision,
+    data_precision: Option<Precision>,
     backend: Backend,
 }
 
@@ -126,6 +135,14 @@ impl Options {
     /// Sets the arithmetic (default f64).
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self
+    }
+
+    /// Declares the precision the data was stored or computed in (default:
+    /// the stack's own type), which sets the noise floor's ε together with
+    /// the arithmetic; see the [module docs](self).
+    pub fn data_precision(mut self, precision: Precision) -> Self {
+        self.data_precision = Some(precision);
         self
     }
 
@@ -138,6 +155,21 @@ impl Options {
     /// The arithmetic.
     pub fn get_precision(&self) -> Precision {
         self.precision
+    }
+
+    /// The SVD backend.
+    pub fn get_backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+impl Precision {
+    /// Machine epsilon of this precision.
+    pub fn epsilon(self) -> f64 {
+        match self {
+            Precision::F32 => f64::from(f32::EPSILON),
+            Precision::F64 => f64::EPSILON,
+        }
     }
 }
 
@@ -160,7 +192,8 @@ pub struct HeadSummary {
     pub sigma_max: f64,
     /// σ_k.
     pub sigma_min: f64,
-    /// σ₁·max(n, m)·ε: singular values below it are round-off.
+    /// σ₁·max(n, m)·ε, ε the larger of the arithmetic's and the data's:
+    /// singular values below it are round-off.
     pub noise_floor: f64,
     /// Roy–Vetterli effective rank.
     pub effective_rank: f64,
@@ -229,7 +262,8 @@ impl Stats {
         let median = if n % 2 == 1 {
             v[n / 2]
         } else {
-            0.5 * (v[n / 2 - 1] + v[n / 2])
+            // Halve first: no overflow for values near ±f64::MAX.
+            0.5 * v[n / 2 - 1] + 0.5 * v[n / 2]
         };
         Ok(Stats {
             median,
@@ -275,6 +309,8 @@ pub struct LayerSummary {
 pub struct ModelReport {
     /// The arithmetic used.
     pub precision: Precision,
+    /// The precision of the data (see [`Options::data_precision`]).
+    pub data_precision: Precision,
     /// [layers, heads, n, m] of the analysed stack.
     pub shape: [usize; 4],
     /// One summary per (layer, head), layer-major.
@@ -309,12 +345,18 @@ pub fn analyze<S: Scalar>(stack: &Stack<S>, options: &Options) -> Result<ModelRe
 
 fn analyze_in<S: Scalar, T: Scalar>(stack: &Stack<S>, options: &Options) -> Result<ModelReport> {
     let [layers, heads, _, _] = stack.shape();
+    let data_eps = options
+        .data_precision
+        .map_or(S::EPSILON.to_f64(), Precision::epsilon);
+    let eps = T::lit(data_eps.max(T::EPSILON.to_f64()));
     let one = |index: usize| -> Result<HeadSummary> {
         let (layer, head) = (index / heads, index % heads);
-        summarize_head::<S, T>(stack, layer, head, options.backend).map_err(|e| Error::AtHead {
-            layer,
-            head,
-            source: Box::new(e),
+        summarize_head::<S, T>(stack, layer, head, options.backend, eps).map_err(|e| {
+            Error::AtHead {
+                layer,
+                head,
+                source: Box::new(e),
+            }
         })
     };
     #[cfg(feature = "parallel")]
@@ -328,6 +370,11 @@ fn analyze_in<S: Scalar, T: Scalar>(stack: &Stack<S>, options: &Options) -> Resu
         .collect::<Result<Vec<_>>>()?;
     Ok(ModelReport {
         precision: options.precision,
+        data_precision: if data_eps > f64::EPSILON {
+            Precision::F32
+        } else {
+            Precision::F64
+        },
         shape: stack.shape(),
         heads: summaries,
         layers: layer_summaries,
@@ -339,13 +386,22 @@ fn summarize_head<S: Scalar, T: Scalar>(
     layer: usize,
     head: usize,
     backend: Backend,
+    eps: T,
 ) -> Result<HeadSummary> {
     let [_, heads, n, m] = stack.shape();
     let start = (layer * heads + head) * n * m;
     let slice = &stack.as_slice()[start..start + n * m];
     let a = DMatrix::<T>::from_fn(n, m, |i, j| T::lit(slice[i * m + j].to_f64()));
+    if (0..n * m).any(|i| slice[i].finite() && !a[(i / m, i % m)].finite()) {
+        return Err(Error::Overflow {
+            what: "conversion of the stack to the arithmetic's precision",
+        });
+    }
     let sigma = singular_values(&a, backend)?;
-    let s = Summary::from_singular_values(sigma, n, m)?;
+    let mut s = Summary::from_singular_values(sigma, n, m)?;
+    let rtol = T::from_count(n.max(m)) * eps;
+    s.rank_threshold = RankTolerance::relative(rtol).threshold(s.spectral_norm, (n, m))?;
+    s.numerical_rank = numerical_rank(&s.singular_values, (n, m), RankTolerance::relative(rtol))?;
     let f = |x: T| x.to_f64();
     Ok(HeadSummary {
         layer,

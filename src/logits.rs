@@ -102,10 +102,10 @@ pub fn factored_svd<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Resu
     let core = &r1 * r2.transpose();
     let f = svd(&core, Backend::Auto)?;
     let (uc, sc, vct) = f.into_parts();
-    let factor = aq * ak * scale.abs();
+    let factors = [aq, ak, scale.abs()];
     let mut sigma = Vec::with_capacity(sc.len());
     for s in sc {
-        let v = s * factor;
+        let v = scale_by(s, factors);
         if !v.finite() {
             return Err(Error::Overflow {
                 what: "singular value of s·QKᵀ",
@@ -119,6 +119,28 @@ pub fn factored_svd<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Resu
     }
     let v_t = vct * q2.transpose();
     Ok(LowRank::from_parts(u, sigma, v_t))
+}
+
+/// x·f₁·f₂·f₃ with the factors applied in the order that keeps the partial
+/// products closest to 1, so that no intermediate overflows or underflows
+/// when the result itself is representable.
+fn scale_by<T: Scalar>(x: T, factors: [T; 3]) -> T {
+    if x == T::zero() {
+        return x;
+    }
+    let mut v = x;
+    let mut left: Vec<T> = factors.to_vec();
+    while !left.is_empty() {
+        // Growing values take the smallest factor next, shrinking ones the largest.
+        let pick = if v.abs() >= T::one() {
+            (0..left.len()).min_by(|&i, &j| left[i].partial_cmp(&left[j]).expect("finite"))
+        } else {
+            (0..left.len()).max_by(|&i, &j| left[i].partial_cmp(&left[j]).expect("finite"))
+        }
+        .expect("non-empty");
+        v *= left.swap_remove(pick);
+    }
+    v
 }
 
 /// Numerical and effective ranks of the logits and of the attention.

@@ -34,6 +34,7 @@ use std::path::Path;
 
 use npyz::{Order, TypeChar, WriterBuilder};
 
+use crate::analysis::Precision;
 use crate::{Error, Result, Scalar, Stack};
 
 fn file_error(path: &Path, problem: impl Into<String>) -> Error {
@@ -94,17 +95,22 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
             format!("shape {shape:?} has more elements than this machine can address"),
         ));
     };
-    // The header promises `expected` values; the file must be large enough
-    // to hold them before anything is allocated for them.
-    let file_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX);
-    if (expected as u128) * (size as u128) > file_len as u128 {
-        return Err(file_error(
-            path,
-            format!(
-                "truncated: shape {shape:?} needs {} bytes of data, the file has {file_len}",
-                (expected as u128) * (size as u128)
-            ),
-        ));
+    // A regular file must be large enough for the values its header
+    // promises before anything is allocated for them. (Pipes have no size:
+    // their data is read as it comes, with no allocation up front.)
+    let meta = std::fs::metadata(path).ok();
+    let regular = meta.as_ref().is_some_and(|m| m.is_file());
+    if regular {
+        let file_len = meta.map_or(0, |m| m.len());
+        let needed = (expected as u128) * u128::from(size);
+        if needed > u128::from(file_len) {
+            return Err(file_error(
+                path,
+                format!(
+                    "truncated: shape {shape:?} needs {needed} bytes of data, the file has {file_len}"
+                ),
+            ));
+        }
     }
     let truncated = |e: std::io::Error| {
         file_error(
@@ -112,26 +118,31 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
             format!("truncated or unreadable data ({expected} values expected): {e}"),
         )
     };
-    let data: Vec<T> = match size {
-        4 => npy
-            .into_vec::<f32>()
-            .map_err(truncated)?
-            .into_iter()
-            .map(|x| T::lit(f64::from(x)))
-            .collect(),
-        8 => npy
-            .into_vec::<f64>()
-            .map_err(truncated)?
-            .into_iter()
-            .map(T::lit)
-            .collect(),
-        other => {
-            return Err(file_error(
-                path,
-                format!("unsupported float size of {other} bytes: expected float32 or float64"),
-            ))
+    let mut data: Vec<T> = Vec::with_capacity(if regular { expected } else { 0 });
+    // The first value that is not finite in the file, or that does not fit T.
+    let mut bad: Option<(usize, f64)> = None;
+    let mut push = |x: f64, data: &mut Vec<T>| {
+        let v = T::lit(x);
+        if bad.is_none() && !v.finite() {
+            bad = Some((data.len(), x));
         }
+        data.push(v);
     };
+    if size == 4 {
+        let reader = npy
+            .data::<f32>()
+            .map_err(|e| file_error(path, e.to_string()))?;
+        for x in reader {
+            push(f64::from(x.map_err(truncated)?), &mut data);
+        }
+    } else {
+        let reader = npy
+            .data::<f64>()
+            .map_err(|e| file_error(path, e.to_string()))?;
+        for x in reader {
+            push(x.map_err(truncated)?, &mut data);
+        }
+    }
     if data.len() != expected {
         return Err(file_error(
             path,
@@ -141,17 +152,25 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
             ),
         ));
     }
+    if let Some((pos, x)) = bad {
+        let index = match order {
+            Order::C => unravel_c(pos, &shape),
+            Order::Fortran => unravel_fortran(pos, &shape),
+        };
+        let problem = if x.is_finite() {
+            format!(
+                "value {x:e} at index {index:?} is out of the range of {}",
+                T::NAME
+            )
+        } else {
+            format!("non-finite value at index {index:?}")
+        };
+        return Err(file_error(path, problem));
+    }
     let data = match order {
         Order::C => data,
         Order::Fortran => fortran_to_c(&data, &shape),
     };
-    if let Some(pos) = data.iter().position(|x| !x.finite()) {
-        let index = unravel(pos, &shape);
-        return Err(file_error(
-            path,
-            format!("non-finite value at index {index:?}"),
-        ));
-    }
     let mut full = [1usize; 4];
     full[4 - shape.len()..].copy_from_slice(&shape);
     Stack::new(full, data).map_err(|e| file_error(path, e.to_string()))
@@ -226,25 +245,74 @@ pub fn write_stack<T: Scalar>(path: impl AsRef<Path>, stack: &Stack<T>) -> Resul
 
 /// Reorders Fortran-order data (first index fastest) to C order.
 fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+    let rank = shape.len();
+    // Fortran strides: 1, d0, d0·d1, …
+    let mut strides = vec![1usize; rank];
+    for k in 1..rank {
+        strides[k] = strides[k - 1] * shape[k - 1];
+    }
     let mut out = Vec::with_capacity(data.len());
-    for c_index in 0..data.len() {
-        let idx = unravel(c_index, shape);
-        // Fortran offset: i0 + d0·(i1 + d1·(i2 + …)).
-        let mut offset = 0;
-        for (k, &i) in idx.iter().enumerate().rev() {
-            offset = offset * shape[k] + i;
-        }
+    let mut idx = vec![0usize; rank];
+    for _ in 0..data.len() {
+        let offset: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
         out.push(data[offset]);
+        // Advance the C-order odometer (last index fastest).
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
     }
     out
 }
 
 /// The multi-index of a C-order flat position.
-fn unravel(mut pos: usize, shape: &[usize]) -> Vec<usize> {
+fn unravel_c(mut pos: usize, shape: &[usize]) -> Vec<usize> {
     let mut idx = vec![0; shape.len()];
     for k in (0..shape.len()).rev() {
         idx[k] = pos % shape[k];
         pos /= shape[k];
     }
     idx
+}
+
+/// The multi-index of a Fortran-order flat position.
+fn unravel_fortran(mut pos: usize, shape: &[usize]) -> Vec<usize> {
+    let mut idx = vec![0; shape.len()];
+    for k in 0..shape.len() {
+        idx[k] = pos % shape[k];
+        pos /= shape[k];
+    }
+    idx
+}
+
+/// The precision of a float `.npy` file (from its header only): the
+/// precision its values were stored in.
+///
+/// # Errors
+///
+/// [`Error::File`] if the file cannot be read, is not `.npy`, or is not
+/// float32/float64.
+pub fn file_precision(path: impl AsRef<Path>) -> Result<Precision> {
+    let path = path.as_ref();
+    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
+    let npy = npyz::NpyFile::new(BufReader::new(file))
+        .map_err(|e| file_error(path, format!("not a .npy file: {e}")))?;
+    match npy.dtype() {
+        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float && ts.size_field() == 4 => {
+            Ok(Precision::F32)
+        }
+        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float && ts.size_field() == 8 => {
+            Ok(Precision::F64)
+        }
+        other => Err(file_error(
+            path,
+            format!(
+                "unsupported dtype {}: expected float32 or float64",
+                other.descr()
+            ),
+        )),
+    }
 }

@@ -162,7 +162,7 @@ pub fn randomized_svd<T: Scalar>(
     }
     // Work on A/max|a|: no overflow in the products; σ scale back at the end.
     let a = a / amax;
-    let l = (k + params.oversampling).min(kmax);
+    let l = k.saturating_add(params.oversampling).min(kmax);
     let q_iters = params.power_iterations_for(k, kmax);
     let mut rng = SplitMix64(params.seed);
     let omega = DMatrix::<T>::from_fn(m, l, |_, _| T::lit(rng.normal()));

@@ -247,3 +247,43 @@ fn absurd_shapes_are_rejected_before_allocating() {
         std::fs::remove_file(p).ok();
     }
 }
+
+#[test]
+fn values_out_of_range_of_the_target_type_are_named() {
+    let payload: Vec<u8> = [0.5f64, 1e300, 0.25, 0.25]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let p = write("f8_big.npy", &npy_bytes("<f8", false, &[2, 2], &payload));
+    assert!(npy::read_stack::<f64>(&p).is_ok());
+    match npy::read_stack::<f32>(&p) {
+        Err(Error::File { problem, .. }) => {
+            assert!(
+                problem.contains("out of the range of f32") && problem.contains("[0, 1]"),
+                "{problem}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        npy::file_precision(&p).unwrap(),
+        attention_svd::analysis::Precision::F64
+    );
+    // A NaN in a Fortran-order file is reported at its array index.
+    let payload: Vec<u8> = [0.5f32, f32::NAN, 0.25, 0.25]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let q = write(
+        "f4_fortran_nan.npy",
+        &npy_bytes("<f4", true, &[2, 2], &payload),
+    );
+    let problem = file_problem(npy::read_stack::<f64>(&q));
+    assert!(
+        problem.contains("non-finite value at index [1, 0]"),
+        "{problem}"
+    );
+    for f in [p, q] {
+        std::fs::remove_file(f).ok();
+    }
+}

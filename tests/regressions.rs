@@ -5,6 +5,7 @@ use attention_svd::lowrank::{
     cumulative_energy, energy_captured, frobenius_error, rank_for_energy,
 };
 use attention_svd::metrics::{effective_rank, stable_rank, RankTolerance};
+use attention_svd::randomized::{randomized_svd, RandomizedParams};
 use attention_svd::stochastic::{
     check_row_stochastic, default_tolerance, max_row_sum_deviation, Violation,
 };
@@ -154,4 +155,47 @@ fn jacobi_keeps_small_singular_values_to_relative_accuracy() {
     let a = dmatrix![1.0_f32, 0.0; 0.0, 1e-12];
     let s = singular_values(&a, Backend::jacobi()).unwrap();
     assert!((s[1] - 1e-12).abs() <= 1e-6 * 1e-12, "{:e}", s[1]);
+}
+
+#[test]
+fn rollout_and_head_average_reject_non_finite_stacks() {
+    use attention_svd::collapse::{head_average, rollout};
+    use attention_svd::Stack;
+    let s = Stack::new([1, 1, 2, 2], vec![f64::NAN, 1.0, 0.5, 0.5]).unwrap();
+    assert!(matches!(rollout(&s), Err(Error::NonFinite { .. })));
+    // Averaging two huge finite heads does not overflow.
+    let big = Stack::new([1, 2, 1, 1], vec![1e308_f64, 1e308]).unwrap();
+    assert_eq!(head_average(&big, 0).unwrap()[(0, 0)], 1e308);
+}
+
+#[test]
+fn medians_of_huge_values_stay_finite() {
+    use attention_svd::analysis::Stats;
+    let s = Stats::of(&[f64::MAX, f64::MAX]).unwrap();
+    assert_eq!(s.median, f64::MAX);
+    assert_eq!(Stats::of(&[-f64::MAX, f64::MAX]).unwrap().median, 0.0);
+}
+
+#[test]
+fn huge_oversampling_is_capped() {
+    let a = DMatrix::<f64>::from_fn(6, 5, |i, j| 1.0 / (1 + i + j) as f64);
+    let p = RandomizedParams::default().oversampling(usize::MAX);
+    assert_eq!(randomized_svd(&a, 2, &p).unwrap().rank(), 2);
+}
+
+#[test]
+fn factored_svd_scales_without_spurious_overflow() {
+    use attention_svd::logits::factored_svd;
+    let q = DMatrix::<f64>::from_fn(4, 2, |i, j| 1.0 + (i * 2 + j) as f64) * 1e200;
+    let z = factored_svd(&q, &q, 1e-300).unwrap();
+    let reference = factored_svd(&(&q / 1e200), &(&q / 1e200), 1.0).unwrap();
+    let expected = reference.singular_values()[0] * 1e100;
+    assert!((z.singular_values()[0] - expected).abs() <= 1e-14 * expected);
+}
+
+#[test]
+fn rank_collapse_residual_never_exceeds_one() {
+    use attention_svd::collapse::rank_collapse;
+    let c = rank_collapse(&DMatrix::<f64>::identity(64, 64), Backend::Auto).unwrap();
+    assert!(c.residual_relative <= 1.0, "{}", c.residual_relative);
 }
