@@ -275,7 +275,7 @@ fn print_report(r: &ModelReport, per_head: bool) {
 /// Rank collapse of the attention products and of the rollout, per depth.
 fn print_collapse(stack: &Stack<f64>) -> Result<(), Error> {
     let depths = collapse_across_layers(stack, Backend::Auto)?;
-    println!("\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual ‖A − 1x̄ᵀ‖₁,∞ / ‖A‖₁,∞):");
+    println!("\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual min over x ∈ {{mean, median, 0}} of ‖A − 1xᵀ‖₁,∞ / ‖A‖₁,∞):");
     println!(
         "{:>5}  {:>26}  {:>11}  {:>11}  {:>15}  {:>13}",
         "depth",

@@ -4,18 +4,23 @@
 //! Run with `cargo run --release --example findings`.
 //!
 //! For each input (n = 16, 64, 128 tokens) it analyses the 72 heads of the
-//! model's attention (recomputed from the shipped queries and keys for
-//! n = 128, whose attention file is not shipped) in f64, and the same heads
-//! under a causal mask (a what-if: the model is bidirectional).
+//! model's attention (recomputed in f64 from the shipped float32 queries and
+//! keys for n = 128, whose attention file is not shipped) in f64 arithmetic
+//! with the noise floor of the float32 data, and the same heads under a
+//! causal mask (a what-if: the model is bidirectional).
 
-use attention_svd::analysis::{analyze, attention_from_queries_keys, ModelReport, Options};
+use attention_svd::analysis::{
+    analyze, attention_from_queries_keys, ModelReport, Options, Precision,
+};
 use attention_svd::attention::Mask;
 use attention_svd::{npy, Error, Stack};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
 const INPUTS: [&str; 3] = ["lighthouse_n16", "bread_n64", "glacier_n128"];
 
-fn model_attention(name: &str) -> Result<Stack<f32>, Error> {
+/// The model's attention, widened to f64; recomputed in f64 from the shipped
+/// (f32) queries and keys where the attention file is not shipped.
+fn model_attention(name: &str) -> Result<Stack<f64>, Error> {
     let path = format!("{DATA}/{name}_attn.npy");
     if std::path::Path::new(&path).exists() {
         return npy::read_stack(path);
@@ -24,7 +29,7 @@ fn model_attention(name: &str) -> Result<Stack<f32>, Error> {
     attention_from_queries_keys(&q, &k, &Mask::none(), None)
 }
 
-fn qk(name: &str) -> Result<(Stack<f32>, Stack<f32>), Error> {
+fn qk(name: &str) -> Result<(Stack<f64>, Stack<f64>), Error> {
     npy::read_queries_keys(
         format!("{DATA}/{name}_q.npy"),
         format!("{DATA}/{name}_k.npy"),
@@ -38,11 +43,13 @@ fn count(r: &ModelReport, pred: impl Fn(usize) -> bool) -> usize {
 fn main() -> Result<(), Error> {
     let mut reports = Vec::new();
     for name in INPUTS {
-        let bi = analyze(&model_attention(name)?, &Options::default())?;
+        // The data are float32: the noise floor uses ε_f32.
+        let options = Options::default().data_precision(Precision::F32);
+        let bi = analyze(&model_attention(name)?, &options)?;
         let (q, k) = qk(name)?;
         let causal = analyze(
             &attention_from_queries_keys(&q, &k, &Mask::causal(), None)?,
-            &Options::default(),
+            &options,
         )?;
         reports.push((name, bi, causal));
     }

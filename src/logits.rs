@@ -15,8 +15,9 @@
 //! of the formed n×m product (TransformerLens's `FactoredMatrix` works the
 //! same way). The result is a [`LowRank`] of rank r = min(n, m, d); the
 //! remaining singular values of Z are exactly zero. Q₁, Q₂ have orthonormal
-//! columns to working precision (Householder QR), so the factors are as
-//! accurate as the core's SVD (`docs/THEORY.md`, T17).
+//! columns to working precision (Householder QR); the singular values carry
+//! an absolute error O(max(n, m)·d·ε·‖Q‖₂‖K‖₂), the same order as forming
+//! the product would commit (`docs/THEORY.md`, T17).
 //!
 //! # Logit rank against attention rank
 //!
