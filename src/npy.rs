@@ -29,7 +29,7 @@
 //! ```
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Read};
 use std::path::Path;
 
 use npyz::{Order, TypeChar, WriterBuilder};
@@ -55,7 +55,9 @@ fn file_error(path: &Path, problem: impl Into<String>) -> Error {
 pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let npy = npyz::NpyFile::new(BufReader::new(file))
+    let mut reader = BufReader::new(file);
+    let prefix = precheck_header(path, &mut reader)?;
+    let npy = npyz::NpyFile::new(std::io::Cursor::new(prefix).chain(reader))
         .map_err(|e| file_error(path, format!("not a .npy file: {e}")))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
@@ -174,6 +176,91 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
     let mut full = [1usize; 4];
     full[4 - shape.len()..].copy_from_slice(&shape);
     Stack::new(full, data).map_err(|e| file_error(path, e.to_string()))
+}
+
+/// Reads the magic, version and header of a `.npy` file and rejects shapes
+/// whose element count overflows 64 bits before `npyz` sees them (its
+/// header parser multiplies the dimensions unchecked). Returns the bytes
+/// read, to be replayed in front of the rest of the file. Anything this
+/// quick scan does not understand is left for `npyz` to report.
+fn precheck_header(path: &Path, reader: &mut impl Read) -> Result<Vec<u8>> {
+    let mut prefix = Vec::new();
+    let mut start = [0u8; 12];
+    let got = read_up_to(path, reader, &mut start)?;
+    prefix.extend_from_slice(&start[..got]);
+    if got < 10 || &start[..6] != b"\x93NUMPY" {
+        return Ok(prefix);
+    }
+    let header_len = if start[6] == 1 {
+        (usize::from(u16::from_le_bytes([start[8], start[9]])) + 10).saturating_sub(got)
+    } else if got == 12 {
+        let len = u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize;
+        if len > 1 << 24 {
+            return Err(file_error(
+                path,
+                format!("header of {len} bytes is too large"),
+            ));
+        }
+        len
+    } else {
+        return Ok(prefix);
+    };
+    let mut header = vec![0u8; header_len];
+    let got = read_up_to(path, reader, &mut header)?;
+    header.truncate(got);
+    let text = String::from_utf8_lossy(if start[6] == 1 {
+        // For version 1 the first two header bytes were read with `start`.
+        &prefix[10..]
+    } else {
+        &[]
+    })
+    .into_owned()
+        + &String::from_utf8_lossy(&header);
+    prefix.extend_from_slice(&header);
+    if let Some(dims) = shape_of(&text) {
+        if dims
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+            .is_none()
+        {
+            return Err(file_error(
+                path,
+                format!("shape {dims:?} has more elements than this machine can address"),
+            ));
+        }
+    }
+    Ok(prefix)
+}
+
+/// Reads until `buf` is full or the input ends; returns the count read.
+fn read_up_to(path: &Path, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(file_error(path, format!("cannot read: {e}"))),
+        }
+    }
+    Ok(filled)
+}
+
+/// The integers of the `'shape': (…)` entry of a header dict, if present
+/// and well formed.
+fn shape_of(header: &str) -> Option<Vec<u64>> {
+    let at = header
+        .find("'shape'")
+        .or_else(|| header.find("\"shape\""))?;
+    let rest = &header[at..];
+    let open = rest.find('(')?;
+    let close = rest[open..].find(')')? + open;
+    rest[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| t.trim_end_matches('L').parse::<u64>().ok())
+        .collect()
 }
 
 /// Reads per-head queries and keys, both [l, h, n, d] (or [h, n, d],
