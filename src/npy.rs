@@ -218,11 +218,14 @@ fn precheck_header(path: &Path, reader: &mut impl Read) -> Result<Vec<u8>> {
         + &String::from_utf8_lossy(&header);
     prefix.extend_from_slice(&header);
     if let Some(dims) = shape_of(&text) {
-        if dims
+        // npyz multiplies the dimensions, and their suffixes for the strides,
+        // unchecked: bound the product of the non-zero ones, with room for
+        // the item size. (No real array comes near 2⁴⁸ elements.)
+        let nonzero = dims
             .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .is_none()
-        {
+            .filter(|&&d| d != 0)
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        if nonzero.is_none_or(|p| p > 1 << 48) {
             return Err(file_error(
                 path,
                 format!("shape {dims:?} has more elements than this machine can address"),

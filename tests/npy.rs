@@ -287,3 +287,29 @@ fn values_out_of_range_of_the_target_type_are_named() {
         std::fs::remove_file(f).ok();
     }
 }
+
+/// Regressions found by `cargo fuzz` (fuzz/regressions/npy): shapes whose
+/// element count or strides overflow 64 bits, including behind a zero
+/// dimension, made npyz's header parser panic before our checks ran.
+#[test]
+fn overflowing_shapes_in_the_header_do_not_panic() {
+    for (name, shape) in [
+        ("fuzz_product.npy", vec![1usize << 32, 1 << 32]),
+        ("fuzz_strides.npy", vec![0, 1 << 32, 1 << 32]),
+    ] {
+        let p = write(name, &npy_bytes("<f8", false, &shape, &[]));
+        let problem = file_problem(npy::read_stack::<f64>(&p));
+        assert!(problem.contains("more elements"), "{name}: {problem}");
+        std::fs::remove_file(p).ok();
+    }
+}
+
+/// Regressions found by `cargo fuzz` (fuzz/regressions/analysis): shape
+/// arithmetic in `Stack` constructors overflowed in their error paths.
+#[test]
+fn stack_shape_overflow_is_an_error() {
+    assert!(Stack::<f64>::new([usize::MAX, usize::MAX, 0, 0], vec![]).is_err());
+    assert!(Stack::<f64>::new([1 << 32, 1 << 32, 2, 1], vec![]).is_err());
+    let one = nalgebra::DMatrix::<f64>::zeros(1, 1);
+    assert!(Stack::from_matrices(2, usize::MAX, &[one]).is_err());
+}
