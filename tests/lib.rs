@@ -1,8 +1,10 @@
 //! Integration tests, one module per property family.
 //!
-//! - `theory`: the theorems of `docs/THEORY.md` (T1–T13), each on generated
+//! - `theory`: the theorems of `docs/THEORY.md` (T1–T14), each on generated
 //!   row-stochastic families, for f32 and f64;
 //! - `dynamics`: rank collapse, rollout, logit rank, factored SVD (T15–T18);
+//! - `accuracy`: LAPACK-style test ratios (`docs/ACCURACY.md`); `hostile`:
+//!   NaN/∞/subnormal/huge input to every public call;
 //! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`, `randomized`,
 //!   `npy`: module behaviour, special matrices and every error path;
 //! - `real_data`: the shipped all-MiniLM-L6-v2 attention against its
