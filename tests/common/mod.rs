@@ -13,6 +13,20 @@ pub fn tol<T: Scalar>(k: usize) -> T {
     T::lit(16.0) * T::from_count(k.max(1)) * T::EPSILON
 }
 
+/// Bound on |σ̃ᵢ − σᵢ| for a result of `Auto`, in units of ‖A‖_F: its checks
+/// bound the residual and the orthogonality of U and V by 8·max(n, m)·ε
+/// each, so σ moves by at most 24·max(n, m)·ε·‖A‖_F (T12); 3·tol covers it.
+pub fn sigma_tol<T: Scalar>(n: usize, m: usize) -> f64 {
+    3.0 * tol::<T>(n.max(m)).to_f64()
+}
+
+/// Bound on the change of an effective rank when every σᵢ moves by at most
+/// t·σ₁: the entropy's derivative −(1 + ln pᵢ) grows like ln(1/t) for the
+/// tiny pᵢ of round-off singular values, so the bound is t·k·(1 + ln(1/t)).
+pub fn erank_tol(t: f64, k: usize) -> f64 {
+    t * k as f64 * (1.0 + (1.0 / t).ln())
+}
+
 /// Largest dimension drawn by the strategies.
 pub const MAX_DIM: usize = 16;
 
