@@ -85,3 +85,24 @@ pub(crate) fn nonempty_spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
     }
     spectrum(sigma)
 }
+
+/// Queries (n×d) and keys (m×d) for s·QKᵀ: both non-empty and finite, of
+/// the same width d, and a finite scale s.
+pub(crate) fn queries_keys<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Result<()> {
+    matrix(q, "queries")?;
+    matrix(k, "keys")?;
+    if k.ncols() != q.ncols() {
+        return Err(Error::ShapeMismatch {
+            what: "keys",
+            expected: (k.nrows(), q.ncols()),
+            found: k.shape(),
+        });
+    }
+    if !scale.finite() {
+        return Err(Error::InvalidParameter {
+            name: "scale",
+            reason: "the scale (inverse temperature) must be finite",
+        });
+    }
+    Ok(())
+}

@@ -69,21 +69,7 @@ use crate::{check, Error, Result, Scalar};
 /// [`Error::InvalidParameter`] for a non-finite scale; the SVD errors of the
 /// d×d core.
 pub fn factored_svd<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Result<LowRank<T>> {
-    check::matrix(q, "queries")?;
-    check::matrix(k, "keys")?;
-    if q.ncols() != k.ncols() {
-        return Err(Error::ShapeMismatch {
-            what: "keys",
-            expected: (k.nrows(), q.ncols()),
-            found: k.shape(),
-        });
-    }
-    if !scale.finite() {
-        return Err(Error::InvalidParameter {
-            name: "scale",
-            reason: "the scale must be finite",
-        });
-    }
+    check::queries_keys(q, k, scale)?;
     // Scale both factors to max-abs 1 first: the QR and the core then cannot
     // overflow; the factors are restored in the singular values.
     let (aq, ak) = (q.amax(), k.amax());

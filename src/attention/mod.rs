@@ -159,21 +159,7 @@ pub fn scaled_dot_product_with_scale<T: Scalar>(
     mask: &Mask<T>,
     scale: T,
 ) -> Result<DMatrix<T>> {
-    check::matrix(q, "queries")?;
-    check::matrix(k, "keys")?;
-    if k.ncols() != q.ncols() {
-        return Err(Error::ShapeMismatch {
-            what: "keys",
-            expected: (k.nrows(), q.ncols()),
-            found: k.shape(),
-        });
-    }
-    if !scale.finite() {
-        return Err(Error::InvalidParameter {
-            name: "scale",
-            reason: "the scale (inverse temperature) must be finite",
-        });
-    }
+    check::queries_keys(q, k, scale)?;
     let mut zt = transposed_logits(q, k, scale)?;
     softmax_columns_in_place(&mut zt, mask)?;
     Ok(zt.transpose())
