@@ -17,7 +17,7 @@
 //! |---|---|---|
 //! | [`attention`] | softmax(s·QKᵀ + B) under causal, sliding-window, key-padding, boolean and bias masks; multi-head splitting | [`attention::scaled_dot_product`], [`attention::Mask`] |
 //! | [`stochastic`] | row/column/doubly-stochastic checks naming the failing row or entry | [`stochastic::check_row_stochastic`], [`stochastic::Violation`] |
-//! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
+//! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; faer, nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
 //! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
 //! | [`randomized`] | randomized truncated SVD (Halko–Martinsson–Tropp), seeded | [`randomized::randomized_svd`] |
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
@@ -66,10 +66,11 @@
 //! ## When not to use this crate
 //!
 //! - For a general-purpose dense linear-algebra library, use nalgebra or faer
-//!   directly: this crate wraps a small part of nalgebra for one purpose.
-//! - For very large matrices (n ≳ 2000) on a time budget: the SVDs here are
-//!   dense O(n·m·min(n, m)) and single-threaded; LAPACK through numpy/scipy
-//!   is currently faster with vectors.
+//!   directly: this crate wraps a small part of them for one purpose.
+//! - For very large matrices (n ≳ 4000) on a time budget: the SVDs here are
+//!   dense O(n·m·min(n, m)) and single-threaded per matrix (heads run in
+//!   parallel); a multi-threaded LAPACK is faster on one big matrix. For the
+//!   top k singular values only, see [`randomized`].
 //! - For attention inside a model's forward pass: this crate analyses
 //!   attention; it is not an inference kernel.
 //!
@@ -77,6 +78,9 @@
 //!
 //! All on by default; with none of them the crate depends on nalgebra only.
 //!
+//! - `faer`: the faer SVD backend ([`svd::Backend::Faer`]), which `Auto`
+//!   runs first on all but small matrices: LAPACK-speed SVD in pure Rust
+//!   (`docs/PERFORMANCE.md`). Without it `Auto` runs nalgebra first.
 //! - `npy`: the `npy` module (reading and writing NumPy `.npy` files),
 //!   through the `npyz` crate.
 //! - `parallel`: [`analysis`] runs the heads of a stack in parallel, through

@@ -203,7 +203,7 @@ fn orth<T: Scalar>(y: DMatrix<T>) -> Result<DMatrix<T>> {
 }
 
 /// SplitMix64 with Box–Muller: a small, seeded, portable Gaussian source.
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
     fn next_u64(&mut self) -> u64 {
@@ -220,7 +220,7 @@ impl SplitMix64 {
     }
 
     /// A standard normal number.
-    fn normal(&mut self) -> f64 {
+    pub(crate) fn normal(&mut self) -> f64 {
         let (u1, u2) = (self.uniform(), self.uniform());
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }

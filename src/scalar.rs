@@ -9,6 +9,12 @@
 use nalgebra::RealField;
 
 mod sealed {
+    /// Private supertrait: seals [`Scalar`](super::Scalar) and, with the
+    /// `faer` feature, carries faer's scalar trait so that generic code can
+    /// call faer.
+    #[cfg(feature = "faer")]
+    pub trait Sealed: faer::traits::RealField {}
+    #[cfg(not(feature = "faer"))]
     pub trait Sealed {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}

@@ -16,28 +16,38 @@
 //!
 //! | [`Backend`] | algorithm | cost | when to use |
 //! |---|---|---|---|
-//! | [`Auto`](Backend::Auto) (default) | nalgebra, validated; Jacobi if a check fails | nalgebra + O(n·m·k) checks | always, unless you know better |
-//! | [`Nalgebra`](Backend::Nalgebra) | bidiagonalisation + implicit-shift QR | O(n·m·k) | speed, when you validate yourself |
+//! | [`Auto`](Backend::Auto) (default) | the faster of faer and nalgebra for the size, validated; Jacobi if a check fails | that backend + O(n·m) checks | always, unless you know better |
+//! | [`Faer`](Backend::Faer) (feature `faer`) | bidiagonalisation + divide and conquer (values only: implicit-shift QR), as LAPACK `dgesdd` | O(n·m·k) | speed, when you validate yourself |
+//! | [`Nalgebra`](Backend::Nalgebra) | bidiagonalisation + implicit-shift QR | O(n·m·k) | small matrices, when you validate yourself |
 //! | [`Jacobi`](Backend::Jacobi) | one-sided (Hestenes) Jacobi | O(sweeps·n·m·k) | small σ to high relative accuracy; a second opinion |
 //!
-//! `Auto` checks nalgebra's answer against the input: all finite, the energy
-//! identity Σσᵢ² = ‖A‖²_F, and with vectors the residual ‖A − UΣVᵀ‖_F and the
-//! orthogonality ‖UᵀU − I‖_F, ‖VᵀV − I‖_F, each against 8·max(n, m)·ε (times
-//! ‖A‖_F for the residual). This catches nalgebra's silent failures such as
-//! wrong σ on all-ones-like matrices with vectors requested (nalgebra issue
-//! #1172), which uniform attention triggers. Which backend produced a result
-//! is reported by [`Svd::method`].
+//! `Auto` runs nalgebra first for small inputs (max(n, m) ≤ 128 for values
+//! only, ≤ 32 with vectors) and faer otherwise — the crossovers measured by
+//! `cargo run --release --example perf` (`docs/PERFORMANCE.md`) — and checks
+//! the answer against the input: all finite, sorted, and the energy identity
+//! Σσᵢ² = ‖A‖²_F to 16·max(n, m)·ε; with vectors also the residual
+//! ‖A − UΣVᵀ‖_F ≤ τ·‖A‖_F and the orthogonality ‖UᵀU − I‖_F, ‖VᵀV − I‖_F ≤ τ,
+//! τ = 8·max(n, m)·ε. The vector checks are estimated with p = 8 Gaussian
+//! probes X (fixed seed, so `Auto` is deterministic): E‖EX‖²_F = p·‖E‖²_F,
+//! and each estimate must be at most (τ/2)² per probe, which costs O(n·m·p)
+//! instead of the O(n·m·k) of forming the products. An error E with
+//! ‖E‖_F ≥ 2τ passes only if ‖EX‖²_F < p·‖E‖²_F/16, which for a χ²-like sum
+//! of p = 8 terms has probability below 2·10⁻⁴ in the worst case (E of
+//! rank one), and far less for the gross failures the checks exist for:
+//! wrong σ on all-ones-like matrices with vectors (nalgebra issue #1172),
+//! which uniform attention triggers. Which backend produced a result is
+//! reported by [`Svd::method`].
 //!
 //! # Accuracy
 //!
-//! Both backends are backward stable: the computed factors are the exact SVD
+//! All backends are backward stable: the computed factors are the exact SVD
 //! of A + E with ‖E‖ = O(max(n, m)·ε·‖A‖), so by Weyl's inequality
 //! |σ̃ᵢ − σᵢ| = O(max(n, m)·ε·σ₁) (`docs/THEORY.md`, T12). Jacobi is in
 //! addition relatively accurate on graded matrices A = B·D (B well
 //! conditioned, D diagonal): pick it when small singular values must be
 //! right to relative accuracy (σ_min, condition numbers, log-scale spectra).
-//! `Auto` checks backward error only, so it returns nalgebra's answer there,
-//! whose small σ can be off by far more than ε relatively. The LAPACK-style
+//! `Auto` checks backward error only, so it returns faer's or nalgebra's
+//! answer there, whose small σ can be off by far more than ε relatively. The LAPACK-style
 //! accuracy suite behind these statements is in `docs/ACCURACY.md`
 //! (`cargo run --release --example accuracy`).
 //!
@@ -55,6 +65,8 @@
 //! assert!((f.reconstruct() - &a).norm() < 1e-14);
 //! ```
 
+#[cfg(feature = "faer")]
+mod faer;
 mod jacobi;
 mod nalgebra;
 
@@ -70,6 +82,8 @@ use crate::{check, Result, Scalar};
 pub enum Method {
     /// nalgebra's bidiagonal implicit-shift QR.
     Nalgebra,
+    /// faer's bidiagonal divide-and-conquer (values only: implicit-shift QR).
+    Faer,
     /// The crate's one-sided Jacobi.
     Jacobi,
 }
@@ -78,6 +92,7 @@ impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Method::Nalgebra => "nalgebra",
+            Method::Faer => "faer",
             Method::Jacobi => "Jacobi",
         })
     }
@@ -87,7 +102,8 @@ impl fmt::Display for Method {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 #[non_exhaustive]
 pub enum Backend {
-    /// nalgebra, validated, with a Jacobi fallback.
+    /// The faster of faer and nalgebra for the size, validated, with a Jacobi
+    /// fallback (module docs).
     #[default]
     Auto,
     /// nalgebra only, with an iteration cap. Its output is sorted, made
@@ -95,6 +111,11 @@ pub enum Backend {
     /// can return wrong singular values or non-orthogonal vectors without
     /// error (e.g. on uniform attention with vectors). Prefer `Auto`.
     Nalgebra(NalgebraParams),
+    /// faer only (feature `faer`, on by default), single-threaded. Its output
+    /// is sorted, non-negative and checked for NaN, but not validated.
+    #[cfg(feature = "faer")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "faer")))]
+    Faer,
     /// One-sided Jacobi only, with a sweep cap.
     Jacobi(JacobiParams),
 }
@@ -362,28 +383,95 @@ pub fn singular_values<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Ve
     Ok(run(a, backend, false)?.1)
 }
 
-type Run<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>, Method);
+/// (U, σ, Vᵀ, method): U and Vᵀ are `None` when not requested.
+pub(crate) type Run<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>, Method);
 
 fn run<T: Scalar>(a: &DMatrix<T>, backend: Backend, vectors: bool) -> Result<Run<T>> {
     match backend {
-        Backend::Nalgebra(p) => {
-            let (u, s, v) = nalgebra::svd(a, vectors, &p)?;
-            Ok((u, s, v, Method::Nalgebra))
-        }
-        Backend::Jacobi(p) => {
-            let (u, s, v) = jacobi::svd(a, vectors, &p)?;
-            Ok((u, s, v, Method::Jacobi))
-        }
+        Backend::Nalgebra(p) => nalgebra::svd(a, vectors, &p),
+        #[cfg(feature = "faer")]
+        Backend::Faer => faer::svd(a, vectors),
+        Backend::Jacobi(p) => jacobi_run(a, vectors, &p),
         Backend::Auto => {
-            if let Ok((u, s, v)) = nalgebra::svd(a, vectors, &NalgebraParams::default()) {
-                if passes_checks(a, u.as_ref(), &s, v.as_ref()) {
-                    return Ok((u, s, v, Method::Nalgebra));
+            let first = match auto_first(a.nrows(), a.ncols(), vectors) {
+                #[cfg(feature = "faer")]
+                Method::Faer => faer::svd(a, vectors),
+                _ => nalgebra::svd(a, vectors, &NalgebraParams::default()),
+            };
+            if let Ok(parts) = first {
+                if passes_checks(a, parts.0.as_ref(), &parts.1, parts.2.as_ref()) {
+                    return Ok(parts);
                 }
             }
-            let (u, s, v) = jacobi::svd(a, vectors, &JacobiParams::default())?;
-            Ok((u, s, v, Method::Jacobi))
+            jacobi_run(a, vectors, &JacobiParams::default())
         }
     }
+}
+
+fn jacobi_run<T: Scalar>(a: &DMatrix<T>, vectors: bool, p: &JacobiParams) -> Result<Run<T>> {
+    let (u, s, v) = jacobi::svd(a, vectors, p)?;
+    Ok((u, s, v, Method::Jacobi))
+}
+
+/// The backend `Auto` runs first for an n×m input: nalgebra for small
+/// inputs (max(n, m) ≤ [`AUTO_NALGEBRA_MAX_VALUES`] for values only,
+/// ≤ [`AUTO_NALGEBRA_MAX_VECTORS`] with vectors), where its lower overhead
+/// makes it the faster, faer otherwise (nalgebra only without the feature).
+fn auto_first(n: usize, m: usize, vectors: bool) -> Method {
+    let limit = if vectors {
+        AUTO_NALGEBRA_MAX_VECTORS
+    } else {
+        AUTO_NALGEBRA_MAX_VALUES
+    };
+    if cfg!(feature = "faer") && n.max(m) > limit {
+        Method::Faer
+    } else {
+        Method::Nalgebra
+    }
+}
+
+/// Up to this size `Auto` asks nalgebra first for singular values only: the
+/// crossover measured by `cargo run --release --example perf`
+/// (`docs/PERFORMANCE.md`).
+const AUTO_NALGEBRA_MAX_VALUES: usize = 128;
+
+/// Up to this size `Auto` asks nalgebra first for a full SVD (same source).
+const AUTO_NALGEBRA_MAX_VECTORS: usize = 32;
+
+/// Checks a backend's output for finiteness, makes σ non-negative (flipping
+/// the matching column of U) and sorts σ non-increasing with the vectors.
+fn sorted_nonnegative<T: Scalar>(
+    mut u: Option<DMatrix<T>>,
+    mut sigma: Vec<T>,
+    mut v_t: Option<DMatrix<T>>,
+    method: Method,
+) -> Result<Run<T>> {
+    if sigma.iter().any(|s| !s.finite())
+        || u.as_ref().is_some_and(|u| u.iter().any(|x| !x.finite()))
+        || v_t.as_ref().is_some_and(|v| v.iter().any(|x| !x.finite()))
+    {
+        return Err(crate::Error::Breakdown {
+            method,
+            reason: "non-finite output",
+        });
+    }
+    for (j, s) in sigma.iter_mut().enumerate() {
+        if *s < T::zero() {
+            *s = -*s;
+            if let Some(u) = u.as_mut() {
+                u.column_mut(j).neg_mut();
+            }
+        }
+    }
+    let k = sigma.len();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&i, &j| sigma[j].partial_cmp(&sigma[i]).expect("finite"));
+    if order.iter().enumerate().any(|(i, &j)| i != j) {
+        sigma = order.iter().map(|&i| sigma[i]).collect();
+        u = u.map(|u| DMatrix::from_fn(u.nrows(), k, |i, j| u[(i, order[j])]));
+        v_t = v_t.map(|v| DMatrix::from_fn(k, v.ncols(), |i, j| v[(order[i], j)]));
+    }
+    Ok((u, sigma, v_t, method))
 }
 
 /// The relative tolerance of `Auto`'s checks: 8·max(n, m)·ε.
@@ -391,7 +479,13 @@ fn check_tolerance<T: Scalar>(n: usize, m: usize) -> T {
     T::from_count(8 * n.max(m)) * T::EPSILON
 }
 
-/// Whether a (U, σ, Vᵀ) from nalgebra is a plausible SVD of `a`.
+/// The number of Gaussian probe vectors in `Auto`'s checks of the vectors.
+const PROBES: usize = 8;
+
+/// The seed of the probes: fixed, so that `Auto` is deterministic.
+const PROBE_SEED: u64 = 0x0a77_e471_0500_5eed;
+
+/// Whether a (U, σ, Vᵀ) from a fast backend is a plausible SVD of `a`.
 fn passes_checks<T: Scalar>(
     a: &DMatrix<T>,
     u: Option<&DMatrix<T>>,
@@ -420,18 +514,26 @@ fn passes_checks<T: Scalar>(
     if u.shape() != (n, k) || v_t.shape() != (k, m) {
         return false;
     }
-    // Residual ‖A − UΣVᵀ‖_F ≤ tol·‖A‖_F, on the same scale.
-    let mut us = u.clone();
+    // For a matrix E and X with p independent standard Gaussian columns,
+    // E‖EX‖²_F = p·‖E‖²_F. Each check below asks the probe estimate to be at
+    // most half its tolerance, (tol/2)² per probe (module docs).
+    let budget = T::from_count(PROBES) * tol * tol / T::lit(4.0);
+    let mut rng = crate::randomized::SplitMix64(PROBE_SEED);
+    let mut gaussian =
+        |rows: usize| DMatrix::<T>::from_fn(rows, PROBES, |_, _| T::lit(rng.normal()));
+    // Residual E = A/amax − U·(Σ/amax)·Vᵀ against tol·‖A/amax‖_F.
+    let x = gaussian(m);
+    let mut svx = v_t * &x;
     for (j, &s) in sigma.iter().enumerate() {
-        us.column_mut(j).scale_mut(s / amax);
+        svx.row_mut(j).scale_mut(s / amax);
     }
-    let residual = (a / amax) - us * v_t;
-    if residual.norm_squared() > tol * tol * fro2 {
+    let ex = (a / amax) * &x - u * svx;
+    if ex.norm_squared() > budget * fro2 {
         return false;
     }
-    // Orthogonality ‖UᵀU − I‖_F and ‖VᵀV − I‖_F ≤ tol.
-    let eye = DMatrix::<T>::identity(k, k);
-    let gu = u.tr_mul(u) - &eye;
-    let gv = v_t * v_t.transpose() - &eye;
-    gu.norm() <= tol && gv.norm() <= tol
+    // Orthogonality UᵀU − I and VᵀV − I against tol.
+    let y = gaussian(k);
+    let gu = u.tr_mul(&(u * &y)) - &y;
+    let gv = v_t * v_t.tr_mul(&y) - &y;
+    gu.norm_squared() <= budget && gv.norm_squared() <= budget
 }

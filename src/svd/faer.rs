@@ -1,0 +1,110 @@
+//! The faer backend: Householder bidiagonalisation followed by faer's
+//! divide-and-conquer bidiagonal SVD (with vectors) or its implicit-shift QR
+//! (values only); for inputs more than about twice as tall as wide, a QR
+//! factorisation first. This is the scheme of LAPACK's `dgesdd`, and on
+//! this crate's measurements it runs at LAPACK speed (`docs/PERFORMANCE.md`).
+//!
+//! The input is viewed in place (a `DMatrix` and a faer `MatRef` share the
+//! column-major layout), and U is written straight into the result's buffer;
+//! only V, which faer returns untransposed, is copied once into Vᵀ. faer runs
+//! single-threaded here ([`Par::Seq`]): the crate's parallelism is across
+//! heads (`analysis`), and nested thread pools would only compete.
+//!
+//! faer bounds its own iteration count (max(30, bits/2)·k² QR steps) and
+//! reports [`Error::NoConvergence`] when the bound is hit; the result is
+//! checked for finiteness and sorted like the other backends' results.
+//!
+//! Complexity: O(n·m·min(n, m)).
+
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::svd::{self as fsvd, ComputeSvdVectors};
+use faer::{MatMut, MatRef, Par};
+use nalgebra::DMatrix;
+
+use super::{Method, Run};
+use crate::{Error, Result, Scalar};
+
+/// SVD of a non-empty, finite matrix through faer.
+pub(crate) fn svd<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
+    // faer 0.24 loses accuracy when max|a| is near the underflow threshold
+    // and does not converge near overflow (`docs/ACCURACY.md`); such inputs
+    // are divided by max|a| first, and σ multiplied back at the end.
+    let amax = a.amax();
+    let (lo, hi) = safe_range::<T>();
+    if amax == T::zero() || (amax >= lo && amax <= hi) {
+        return svd_unscaled(a, vectors);
+    }
+    let (u, mut sigma, v_t, method) = svd_unscaled(&(a / amax), vectors)?;
+    for s in &mut sigma {
+        *s *= amax;
+        if !s.finite() {
+            return Err(Error::Overflow {
+                what: "singular value",
+            });
+        }
+    }
+    Ok((u, sigma, v_t, method))
+}
+
+/// The range of max|a| that faer is given unscaled:
+/// [√MIN_POSITIVE/ε, √MAX·ε] (about [7e-139, 3e138] in f64, [9e-13, 2e12] in
+/// f32), which leaves every attention matrix (entries in [0, 1]) in place.
+fn safe_range<T: Scalar>() -> (T, T) {
+    (
+        T::MIN_POSITIVE.sqrt() / T::EPSILON,
+        T::MAX.sqrt() * T::EPSILON,
+    )
+}
+
+fn svd_unscaled<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
+    let (n, m) = a.shape();
+    let k = n.min(m);
+    let view = MatRef::from_column_major_slice(a.as_slice(), n, m);
+    let want = if vectors {
+        ComputeSvdVectors::Thin
+    } else {
+        ComputeSvdVectors::No
+    };
+    let mut scratch = MemBuffer::new(fsvd::svd_scratch::<T>(
+        n,
+        m,
+        want,
+        want,
+        Par::Seq,
+        Default::default(),
+    ));
+    let mut s = Diag::<T>::zeros(k);
+    let mut u = vectors.then(|| DMatrix::<T>::zeros(n, k));
+    let mut v = vectors.then(|| DMatrix::<T>::zeros(m, k));
+    let outcome = fsvd::svd(
+        view,
+        s.as_mut(),
+        u.as_mut()
+            .map(|u| MatMut::from_column_major_slice_mut(u.as_mut_slice(), n, k)),
+        v.as_mut()
+            .map(|v| MatMut::from_column_major_slice_mut(v.as_mut_slice(), m, k)),
+        Par::Seq,
+        MemStack::new(&mut scratch),
+        Default::default(),
+    );
+    if outcome.is_err() {
+        return Err(Error::NoConvergence {
+            method: Method::Faer,
+            iterations: faer_iteration_cap::<T>(k),
+            max_iterations: faer_iteration_cap::<T>(k),
+            off_diagonal: None,
+        });
+    }
+    let sigma: Vec<T> = s.column_vector().iter().copied().collect();
+    super::sorted_nonnegative(u, sigma, v.map(|v| v.transpose()), Method::Faer)
+}
+
+/// faer's bound on the implicit-shift QR steps for k values of type `T`
+/// (`faer::linalg::svd::bidiag_svd`): max(30, bits/2)·k².
+fn faer_iteration_cap<T: Scalar>(k: usize) -> usize {
+    ((T::MANTISSA_DIGITS / 2) as usize)
+        .max(30)
+        .saturating_mul(k)
+        .saturating_mul(k)
+}
