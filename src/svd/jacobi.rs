@@ -3,8 +3,10 @@
 //! # Algorithm
 //!
 //! Let W be the input with rows ≥ columns (the transpose is used for wide
-//! inputs), scaled by 1/max|wᵢⱼ| so every entry is in [−1, 1]. For every pair
-//! of columns (p, q) in cyclic order compute
+//! inputs), scaled by 1/max|wᵢⱼ| so every entry is in [−1, 1]. Each sweep
+//! visits every pair of columns (p, q), p < q, in row-cyclic order with de
+//! Rijk's pivoting: before the pairs of column p, the remaining column
+//! (p, p+1, …) of largest norm is swapped into position p. For each pair
 //!
 //! ```text
 //! α = ‖w_p‖²,  β = ‖w_q‖²,  γ = w_pᵀw_q,  cos θ = |γ| / (√α·√β)
@@ -18,13 +20,21 @@
 //! w_p ← c·w_p − s·w_q,   w_q ← s·w_p + c·w_q
 //! ```
 //!
-//! applied to W and (when vectors are wanted) to V = I. A sweep that rotates
+//! applied to W and (when vectors are wanted) to V = I. Only γ is a fresh
+//! dot product per pair: the squared norms are computed exactly at the start
+//! of each sweep and then carried along, as in dgesvj: the rotation maps
+//! (α, β) to (α − t·γ, β + t·γ), and a squared norm that this leaves below
+//! 1/16 of its previous value (so that the subtraction may have cancelled
+//! digits) is recomputed from the column instead. A sweep that rotates
 //! nothing ends the iteration: W = UΣ with mutually orthogonal columns, so
-//! σⱼ = ‖wⱼ‖·max|a|, uⱼ = wⱼ/‖wⱼ‖. The missing columns of U (for zero
-//! columns of W) are completed to an orthonormal basis.
+//! σⱼ = ‖wⱼ‖·max|a| (norms recomputed from the final W), uⱼ = wⱼ/‖wⱼ‖.
+//! The missing columns of U (for zero columns of W) are completed to an
+//! orthonormal basis.
 //!
 //! α, β, γ, the cosine and the rotation are computed in f64 for both scalar
-//! types. A column whose squared norm falls below MIN_POSITIVE/ε of the
+//! types; the dot products use eight independent partial sums so that they
+//! vectorise. The rotation is applied in the scalar type. A column whose
+//! squared norm falls below MIN_POSITIVE/ε of the
 //! scalar type (a norm below about 3e-16·max|a| in f32, 1.5e-146·max|a| in
 //! f64) is treated as exactly zero: it is below the rounding level of the
 //! input's largest entries, and rotating it against a column that rounding
@@ -36,11 +46,17 @@
 //! are computed to high relative accuracy when A = B·D with B well
 //! conditioned and D diagonal (Demmel–Veselić 1992), down to the limit
 //! above (σ ≳ 3e-16·max|a| in f32, 1.5e-146·max|a| in f64), and the
-//! computed U is orthonormal to O(√rows·ε) even for tiny σ.
+//! computed U is orthonormal to O(√rows·ε) even for tiny σ. The carried
+//! norms only choose the rotation angles and the skip decisions; every
+//! rotation is still an exact-in-exact-arithmetic plane rotation applied to
+//! the columns, and σ comes from the final columns themselves.
 //!
 //! # Complexity
 //!
-//! O(sweeps·c²·r) for an r×c input (r ≥ c), sweeps typically 6–12.
+//! For an r×c input (r ≥ c), each sweep costs one length-r dot product per
+//! column pair plus, for the pairs that are rotated, one rotation of the two
+//! columns of W (and of V with vectors): O(sweeps·c²·r) in all. Early sweeps
+//! rotate nearly every pair; the last sweeps are mostly dot products.
 
 use nalgebra::DMatrix;
 
@@ -75,63 +91,15 @@ pub(crate) fn svd<T: Scalar>(
     w.apply(|x| *x /= amax);
 
     let mut v = vectors.then(|| DMatrix::<T>::identity(c, c));
-    presort_by_norm(&mut w, v.as_mut());
 
-    let tol = (r as f64).sqrt() * T::EPSILON.to_f64();
-    let tiny = tiny::<T>();
-    let mut converged = false;
-    let mut sweeps = 0;
-    let mut last_max_cos = 0.0f64;
-    while sweeps < max_sweeps {
-        sweeps += 1;
-        let mut rotated = false;
-        let mut max_cos = 0.0f64;
-        for p in 0..c {
-            for q in p + 1..c {
-                let (wp, wq) = two_columns(w.as_mut_slice(), r, p, q);
-                let (alpha, beta, gamma) = dots(wp, wq);
-                if alpha <= tiny || beta <= tiny {
-                    continue;
-                }
-                let cos = gamma.abs() / (alpha.sqrt() * beta.sqrt());
-                if cos > max_cos {
-                    max_cos = cos;
-                }
-                if cos <= tol {
-                    continue;
-                }
-                rotated = true;
-                let zeta = (beta - alpha) / (2.0 * gamma);
-                let t = zeta.signum() / (zeta.abs() + 1f64.hypot(zeta));
-                let c64 = 1.0 / 1f64.hypot(t);
-                let (cs, sn) = (T::lit(c64), T::lit(c64 * t));
-                rotate(wp, wq, cs, sn);
-                if let Some(v) = v.as_mut() {
-                    let (vp, vq) = two_columns(v.as_mut_slice(), c, p, q);
-                    rotate(vp, vq, cs, sn);
-                }
-            }
-        }
-        last_max_cos = max_cos;
-        if !rotated {
-            converged = true;
-            break;
-        }
-    }
-    if !converged {
-        return Err(Error::NoConvergence {
-            method: Method::Jacobi,
-            iterations: sweeps,
-            max_iterations: max_sweeps,
-            off_diagonal: Some(last_max_cos),
-        });
-    }
+    rotate_to_orthogonal(&mut w, v.as_mut(), max_sweeps)?;
 
     // σ_j = ‖w_j‖·amax; columns below the underflow threshold are zero.
+    let tiny = tiny::<T>();
     let mut norms = Vec::with_capacity(c);
     for j in 0..c {
         let col = &w.as_slice()[j * r..(j + 1) * r];
-        let ss: f64 = col.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+        let ss = dot(col, col);
         norms.push(if ss <= tiny { 0.0 } else { ss.sqrt() });
     }
     let mut sigma = Vec::with_capacity(c);
@@ -190,28 +158,6 @@ fn permute_columns<T: Scalar>(a: &DMatrix<T>, order: &[usize]) -> DMatrix<T> {
     DMatrix::from_fn(a.nrows(), order.len(), |i, j| a[(i, order[j])])
 }
 
-/// Sorts the columns of `w` (and of `v`) by decreasing norm: a cheap
-/// ordering that speeds up convergence and leaves σ nearly sorted.
-fn presort_by_norm<T: Scalar>(w: &mut DMatrix<T>, v: Option<&mut DMatrix<T>>) {
-    let r = w.nrows();
-    let norms: Vec<T> = (0..w.ncols())
-        .map(|j| {
-            w.as_slice()[j * r..(j + 1) * r]
-                .iter()
-                .fold(T::zero(), |a, &x| a + x * x)
-        })
-        .collect();
-    let mut order: Vec<usize> = (0..w.ncols()).collect();
-    order.sort_by(|&i, &j| norms[j].partial_cmp(&norms[i]).expect("finite"));
-    if order.iter().enumerate().all(|(i, &j)| i == j) {
-        return;
-    }
-    *w = permute_columns(w, &order);
-    if let Some(v) = v {
-        *v = permute_columns(v, &order);
-    }
-}
-
 /// Mutable slices of columns p < q of a column-major buffer with `r` rows.
 #[inline]
 fn two_columns<T>(data: &mut [T], r: usize, p: usize, q: usize) -> (&mut [T], &mut [T]) {
@@ -228,17 +174,119 @@ fn tiny<T: Scalar>() -> f64 {
     T::MIN_POSITIVE.to_f64() / T::EPSILON.to_f64()
 }
 
-/// (‖x‖², ‖y‖², xᵀy) in one pass, accumulated in f64.
-#[inline]
-fn dots<T: Scalar>(x: &[T], y: &[T]) -> (f64, f64, f64) {
-    let (mut a, mut b, mut g) = (0.0, 0.0, 0.0);
-    for (&xi, &yi) in x.iter().zip(y) {
-        let (xi, yi) = (xi.to_f64(), yi.to_f64());
-        a += xi * xi;
-        b += yi * yi;
-        g += xi * yi;
+/// Cyclic one-sided Jacobi sweeps on the columns of `w` (rows ≥ columns,
+/// entries in [−1, 1]), accumulating the rotations into `v` when given,
+/// until a sweep rotates nothing. Returns the number of sweeps, or
+/// `NoConvergence` after `max_sweeps`.
+fn rotate_to_orthogonal<T: Scalar>(
+    w: &mut DMatrix<T>,
+    mut v: Option<&mut DMatrix<T>>,
+    max_sweeps: usize,
+) -> Result<usize> {
+    let (r, c) = w.shape();
+    let tol = (r as f64).sqrt() * T::EPSILON.to_f64();
+    let tiny = tiny::<T>();
+    let mut sq = vec![0.0f64; c];
+    let mut sweeps = 0;
+    let mut last_max_cos = 0.0f64;
+    while sweeps < max_sweeps {
+        sweeps += 1;
+        // Exact squared norms at the start of every sweep; within the sweep
+        // they are updated with each rotation.
+        for (j, s) in sq.iter_mut().enumerate() {
+            let col = &w.as_slice()[j * r..(j + 1) * r];
+            *s = dot(col, col);
+        }
+        let mut rotated = false;
+        let mut max_cos = 0.0f64;
+        for p in 0..c {
+            // de Rijk's pivoting: the remaining column of largest norm
+            // goes to position p.
+            let best = (p..c)
+                .max_by(|&i, &j| sq[i].partial_cmp(&sq[j]).expect("finite"))
+                .expect("p < c");
+            if best != p {
+                w.swap_columns(p, best);
+                sq.swap(p, best);
+                if let Some(v) = v.as_mut() {
+                    v.swap_columns(p, best);
+                }
+            }
+            for q in p + 1..c {
+                let (alpha, beta) = (sq[p], sq[q]);
+                if alpha <= tiny || beta <= tiny {
+                    continue;
+                }
+                let (wp, wq) = two_columns(w.as_mut_slice(), r, p, q);
+                let gamma = dot(wp, wq);
+                let cos = gamma.abs() / (alpha.sqrt() * beta.sqrt());
+                if cos > max_cos {
+                    max_cos = cos;
+                }
+                if cos <= tol {
+                    continue;
+                }
+                rotated = true;
+                let zeta = (beta - alpha) / (2.0 * gamma);
+                let t = zeta.signum() / (zeta.abs() + 1f64.hypot(zeta));
+                let c64 = 1.0 / 1f64.hypot(t);
+                let (cs, sn) = (T::lit(c64), T::lit(c64 * t));
+                rotate(wp, wq, cs, sn);
+                // The rotation moves t·γ of squared norm from w_p to w_q (or
+                // back). A norm that shrank a lot has lost digits to
+                // cancellation and is recomputed.
+                let (alpha_new, beta_new) = (alpha - t * gamma, beta + t * gamma);
+                sq[p] = if alpha_new > alpha * RECOMPUTE {
+                    alpha_new
+                } else {
+                    dot(wp, wp)
+                };
+                sq[q] = if beta_new > beta * RECOMPUTE {
+                    beta_new
+                } else {
+                    dot(wq, wq)
+                };
+                if let Some(v) = v.as_mut() {
+                    let (vp, vq) = two_columns(v.as_mut_slice(), c, p, q);
+                    rotate(vp, vq, cs, sn);
+                }
+            }
+        }
+        last_max_cos = max_cos;
+        if !rotated {
+            return Ok(sweeps);
+        }
     }
-    (a, b, g)
+    Err(Error::NoConvergence {
+        method: Method::Jacobi,
+        iterations: sweeps,
+        max_iterations: max_sweeps,
+        off_diagonal: Some(last_max_cos),
+    })
+}
+
+/// A squared column norm updated by a rotation is recomputed from the
+/// column when it fell to this fraction of its value before the rotation.
+const RECOMPUTE: f64 = 1.0 / 16.0;
+
+/// xᵀy accumulated in f64, with eight independent partial sums so that the
+/// loop vectorises.
+#[inline]
+fn dot<T: Scalar>(x: &[T], y: &[T]) -> f64 {
+    const L: usize = 8;
+    let (xc, yc) = (x.chunks_exact(L), y.chunks_exact(L));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    let mut acc = [0.0f64; L];
+    for (xs, ys) in xc.zip(yc) {
+        for k in 0..L {
+            acc[k] += xs[k].to_f64() * ys[k].to_f64();
+        }
+    }
+    let mut tail = 0.0;
+    for (&xi, &yi) in xr.iter().zip(yr) {
+        tail += xi.to_f64() * yi.to_f64();
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 /// x ← c·x − s·y, y ← s·x + c·y.
