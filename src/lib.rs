@@ -108,6 +108,7 @@ pub mod stochastic;
 pub mod svd;
 
 mod check;
+mod dense;
 mod error;
 mod scalar;
 mod stack;

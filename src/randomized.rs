@@ -58,6 +58,7 @@
 
 use nalgebra::DMatrix;
 
+use crate::dense::{product, thin_q};
 use crate::lowrank::LowRank;
 use crate::svd::{svd, Backend};
 use crate::{check, Error, Result, Scalar};
@@ -166,12 +167,12 @@ pub fn randomized_svd<T: Scalar>(
     let q_iters = params.power_iterations_for(k, kmax);
     let mut rng = SplitMix64(params.seed);
     let omega = DMatrix::<T>::from_fn(m, l, |_, _| T::lit(rng.normal()));
-    let mut q = orth(&a * omega)?;
+    let mut q = orth(product(&a, false, &omega))?;
     for _ in 0..q_iters {
-        let z = orth(a.tr_mul(&q))?;
-        q = orth(&a * z)?;
+        let z = orth(product(&a, true, &q))?;
+        q = orth(product(&a, false, &z))?;
     }
-    let b = q.tr_mul(&a);
+    let b = product(&q, true, &a);
     let backend = match params.backend {
         BackendChoice::Auto => Backend::Auto,
         BackendChoice::Jacobi => Backend::jacobi(),
@@ -199,7 +200,7 @@ fn orth<T: Scalar>(y: DMatrix<T>) -> Result<DMatrix<T>> {
             what: "randomized sketch",
         });
     }
-    Ok(y.qr().q())
+    Ok(thin_q(&y))
 }
 
 /// SplitMix64 with Box–Muller: a small, seeded, portable Gaussian source.

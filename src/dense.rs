@@ -1,0 +1,58 @@
+//! Dense matrix products for the crate's own kernels: faer's GEMM (cache
+//! blocked, SIMD chosen at run time) when the `faer` feature is on,
+//! nalgebra's otherwise. Both are the usual O(n·m·k) product with the usual
+//! rounding (each entry a length-k dot product, error ≤ k·ε·Σ|aᵢₗ·bₗⱼ|).
+
+use nalgebra::DMatrix;
+
+use crate::Scalar;
+
+/// op(A)·B with op(A) = Aᵀ when `transpose_a`, else A. The inner
+/// dimensions must agree.
+pub(crate) fn product<T: Scalar>(a: &DMatrix<T>, transpose_a: bool, b: &DMatrix<T>) -> DMatrix<T> {
+    #[cfg(feature = "faer")]
+    {
+        use faer::linalg::matmul::matmul;
+        use faer::{Accum, MatMut, MatRef, Par};
+        let view = MatRef::from_column_major_slice(a.as_slice(), a.nrows(), a.ncols());
+        let lhs = if transpose_a { view.transpose() } else { view };
+        let rhs = MatRef::from_column_major_slice(b.as_slice(), b.nrows(), b.ncols());
+        let (r, c) = (lhs.nrows(), rhs.ncols());
+        let mut out = DMatrix::<T>::zeros(r, c);
+        matmul(
+            MatMut::from_column_major_slice_mut(out.as_mut_slice(), r, c),
+            Accum::Replace,
+            lhs,
+            rhs,
+            T::one(),
+            Par::Seq,
+        );
+        out
+    }
+    #[cfg(not(feature = "faer"))]
+    {
+        if transpose_a {
+            a.tr_mul(b)
+        } else {
+            a * b
+        }
+    }
+}
+
+/// The Q factor (n×min(n, k)) of a thin Householder QR of an n×k matrix:
+/// faer's blocked QR with the `faer` feature, nalgebra's otherwise.
+pub(crate) fn thin_q<T: Scalar>(y: &DMatrix<T>) -> DMatrix<T> {
+    #[cfg(feature = "faer")]
+    {
+        use faer::MatRef;
+        let (n, k) = y.shape();
+        let q = MatRef::from_column_major_slice(y.as_slice(), n, k)
+            .qr()
+            .compute_thin_Q();
+        DMatrix::from_fn(q.nrows(), q.ncols(), |i, j| q[(i, j)])
+    }
+    #[cfg(not(feature = "faer"))]
+    {
+        y.clone().qr().q()
+    }
+}
