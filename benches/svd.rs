@@ -5,9 +5,13 @@
 //!
 //! - `svd/full`: [`svd`] (U, σ, Vᵀ) of dense attention, n ∈ {64, …, 1024}.
 //! - `svd/values`: [`singular_values`] only, of dense (`jacobi`, `nalgebra`,
-//!   `auto`) and causal (`…-causal`, lower-triangular) attention.
+//!   `faer`, `auto`) and causal (`…-causal`, lower-triangular) attention.
 //! - `svd/values-f32`: [`singular_values`] in f32 at n = 256, to set beside
 //!   `svd/values/*/256` (the same matrix in f64).
+//!
+//! For the comparison with numpy/LAPACK on the same inputs see
+//! `cargo run --release --example perf` (`docs/PERFORMANCE.md`); these
+//! benches track the crate's own regressions.
 //!
 //! Inputs are A = softmax(QKᵀ/√d), Q and K seeded Gaussian n×64 (see
 //! `benches/common/mod.rs`), built once outside the timed loop.
@@ -42,7 +46,11 @@ const JACOBI_MAX_N: usize = 512;
 
 /// The backends compared at size n: Jacobi only up to [`JACOBI_MAX_N`].
 fn backends(n: usize) -> Vec<(&'static str, Backend)> {
-    let mut all = vec![("nalgebra", Backend::nalgebra()), ("auto", Backend::Auto)];
+    let mut all = vec![
+        ("nalgebra", Backend::nalgebra()),
+        ("faer", Backend::Faer),
+        ("auto", Backend::Auto),
+    ];
     if n <= JACOBI_MAX_N {
         all.insert(0, ("jacobi", Backend::jacobi()));
     }
