@@ -9,13 +9,13 @@
 use nalgebra::RealField;
 
 mod sealed {
-    /// Private supertrait: seals [`Scalar`](super::Scalar) and, with the
-    /// `faer` feature, carries faer's scalar trait so that generic code can
-    /// call faer.
+    /// Private supertrait: seals [`Scalar`](super::Scalar), carries the
+    /// per-type loops of the fused softmax and, with the `faer` feature,
+    /// faer's scalar trait so that generic code can call faer.
     #[cfg(feature = "faer")]
-    pub trait Sealed: faer::traits::RealField {}
+    pub trait Sealed: faer::traits::RealField + crate::attention::exp::Kernel {}
     #[cfg(not(feature = "faer"))]
-    pub trait Sealed {}
+    pub trait Sealed: crate::attention::exp::Kernel {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }
