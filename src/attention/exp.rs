@@ -30,8 +30,9 @@
 //!
 //! # Runtime dispatch
 //!
-//! The loops run through [`pulp::Arch::dispatch`], which selects AVX2+FMA
-//! when the CPU has it (and SSE2 otherwise) without `unsafe` in this crate;
+//! The loops run through [`pulp::Arch::dispatch`], which selects AVX-512 or
+//! AVX2+FMA when the CPU has them (and SSE2 otherwise) without `unsafe` in
+//! this crate;
 //! the plain loops below are inlined into the dispatched function and
 //! auto-vectorised for its target.
 
