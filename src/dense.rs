@@ -2,6 +2,13 @@
 //! blocked, SIMD chosen at run time) when the `faer` feature is on,
 //! nalgebra's otherwise. Both are the usual O(n·m·k) product with the usual
 //! rounding (each entry a length-k dot product, error ≤ k·ε·Σ|aᵢₗ·bₗⱼ|).
+//!
+//! Every call into faer is followed by [`clear_upper_state`]: faer 0.24's
+//! AVX-512 kernels return with the upper halves of the vector registers in
+//! use, and on Intel CPUs the SSE code that follows (libm's `ln`, `exp`,
+//! `cos`, and all code compiled for the x86-64 baseline) then runs many
+//! times slower until the next `vzeroupper` (measured by
+//! `cargo run --release --example perf`, `docs/PERFORMANCE.md`).
 
 use nalgebra::DMatrix;
 
@@ -27,6 +34,7 @@ pub(crate) fn product<T: Scalar>(a: &DMatrix<T>, transpose_a: bool, b: &DMatrix<
             T::one(),
             Par::Seq,
         );
+        clear_upper_state();
         out
     }
     #[cfg(not(feature = "faer"))]
@@ -49,10 +57,28 @@ pub(crate) fn thin_q<T: Scalar>(y: &DMatrix<T>) -> DMatrix<T> {
         let q = MatRef::from_column_major_slice(y.as_slice(), n, k)
             .qr()
             .compute_thin_Q();
+        clear_upper_state();
         DMatrix::from_fn(q.nrows(), q.ncols(), |i, j| q[(i, j)])
     }
     #[cfg(not(feature = "faer"))]
     {
         y.clone().qr().q()
     }
+}
+
+/// Executes `vzeroupper` (on x86-64 with AVX; a no-op elsewhere) without
+/// `unsafe`: a vector operation dispatched through `pulp` to the widest
+/// instruction set, which the compiler ends with `vzeroupper`.
+#[cfg(feature = "faer")]
+#[inline]
+pub(crate) fn clear_upper_state() {
+    struct Clear;
+    impl pulp::WithSimd for Clear {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, simd: S) {
+            std::hint::black_box(simd.splat_f64s(0.0));
+        }
+    }
+    pulp::Arch::new().dispatch(Clear);
 }

@@ -495,6 +495,7 @@ impl<'a, T: Scalar> Product<'a, T> {
                 self.alpha,
                 faer::Par::Seq,
             );
+            crate::dense::clear_upper_state();
         }
         #[cfg(not(feature = "faer"))]
         {

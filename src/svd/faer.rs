@@ -88,6 +88,7 @@ fn svd_unscaled<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
         MemStack::new(&mut scratch),
         Default::default(),
     );
+    crate::dense::clear_upper_state();
     if outcome.is_err() {
         return Err(Error::NoConvergence {
             method: Method::Faer,

@@ -31,9 +31,9 @@
 //! probes X (fixed seed, so `Auto` is deterministic): E‖EX‖²_F = p·‖E‖²_F,
 //! and each estimate must be at most (τ/2)² per probe, which costs O(n·m·p)
 //! instead of the O(n·m·k) of forming the products. An error E with
-//! ‖E‖_F ≥ 2τ passes only if ‖EX‖²_F < p·‖E‖²_F/16, which for a χ²-like sum
-//! of p = 8 terms has probability below 2·10⁻⁴ in the worst case (E of
-//! rank one), and far less for the gross failures the checks exist for:
+//! ‖E‖_F ≥ 2τ passes only if ‖EX‖²_F ≤ p·‖E‖²_F/16, which has probability
+//! at most 6.5·10⁻⁴ whatever E (a Chernoff bound, `docs/THEORY.md`, T12),
+//! and far less for the gross failures the checks exist for:
 //! wrong σ on all-ones-like matrices with vectors (nalgebra issue #1172),
 //! which uniform attention triggers. Which backend produced a result is
 //! reported by [`Svd::method`].
@@ -74,6 +74,7 @@ use std::fmt;
 
 use ::nalgebra::DMatrix;
 
+use crate::dense::product;
 use crate::{check, Result, Scalar};
 
 /// The algorithm that computed a result (see the [module docs](self)).
@@ -547,21 +548,27 @@ fn passes_checks<T: Scalar>(
     // most half its tolerance, (tol/2)² per probe (module docs).
     let budget = T::from_count(PROBES) * tol * tol / T::lit(4.0);
     let mut rng = crate::randomized::SplitMix64(PROBE_SEED);
-    let mut gaussian =
-        |rows: usize| DMatrix::<T>::from_fn(rows, PROBES, |_, _| T::lit(rng.normal()));
+    let x = DMatrix::<T>::from_fn(m, PROBES, |_, _| T::lit(rng.normal()));
     // Residual E = A/amax − U·(Σ/amax)·Vᵀ against tol·‖A/amax‖_F.
-    let x = gaussian(m);
-    let mut svx = v_t * &x;
+    let mut svx = product(v_t, false, &x);
     for (j, &s) in sigma.iter().enumerate() {
         svx.row_mut(j).scale_mut(scale(s));
     }
-    let ex = a.map(scale) * &x - u * svx;
+    // A·X first and then the scaling, unless A·X could overflow.
+    let ax = if amax < T::MAX.sqrt() {
+        product(a, false, &x).map(scale)
+    } else {
+        product(&a.map(scale), false, &x)
+    };
+    let ex = ax - product(u, false, &svx);
     if ex.norm_squared() > budget * fro2 {
         return false;
     }
-    // Orthogonality UᵀU − I and VᵀV − I against tol.
-    let y = gaussian(k);
-    let gu = u.tr_mul(&(u * &y)) - &y;
-    let gv = v_t * v_t.tr_mul(&y) - &y;
+    // Orthogonality UᵀU − I and VᵀV − I against tol, probed with the first
+    // k rows of X (each check needs its probes independent, not the two
+    // checks from each other).
+    let y = x.rows(0, k).into_owned();
+    let gu = product(u, true, &product(u, false, &y)) - &y;
+    let gv = product(v_t, false, &product(v_t, true, &y)) - &y;
     gu.norm_squared() <= budget && gv.norm_squared() <= budget
 }
