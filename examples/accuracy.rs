@@ -27,7 +27,7 @@ fn main() {
         "Worst LAPACK test ratio per family and backend (pass: < {THRESHOLD}; \
          \"(k✗, e err)\": k matrices at or above it, e of them errors).\nAuto→Jacobi: matrices on which Auto \
          fell back to Jacobi (in parentheses: on which nalgebra's run with vectors \
-         failed, so a fallback was needed).\n"
+         failed; each needs a fallback where Auto runs nalgebra first, max(n, m) ≤ 32).\n"
     );
     print!("{}", ratio_table(&reports));
     println!();
@@ -45,7 +45,7 @@ fn main() {
         println!(
             "{}: {cases} matrices; nalgebra ≥ {THRESHOLD} on {over} ({wrong} with vectors, \
              {errors} errors); Auto fell back on {fallbacks}, missed {missed}; \
-             Jacobi/Auto ratios ≥ {THRESHOLD}: {}",
+             Jacobi/Auto/faer ratios ≥ {THRESHOLD}: {}",
             r.type_name,
             r.violations.len()
         );

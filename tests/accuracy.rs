@@ -25,7 +25,7 @@ fn lapack_ratios<T: Scalar>() {
     eprintln!("{}", ratio_table(std::slice::from_ref(&report)));
     assert!(
         report.violations.is_empty(),
-        "{} Jacobi/Auto ratios ≥ {THRESHOLD}:\n{}",
+        "{} Jacobi/Auto/faer ratios ≥ {THRESHOLD}:\n{}",
         report.violations.len(),
         report.violations.join("\n")
     );

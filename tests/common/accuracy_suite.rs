@@ -590,7 +590,7 @@ pub struct Report {
     pub type_name: &'static str,
     /// One entry per family, in the order of [`families`].
     pub families: Vec<FamilyReport>,
-    /// Reproducers of every Jacobi or Auto ratio ≥ [`THRESHOLD`] (must be empty).
+    /// Reproducers of every Jacobi, Auto or faer ratio ≥ [`THRESHOLD`] (must be empty).
     pub violations: Vec<String>,
 }
 
