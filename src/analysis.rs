@@ -391,8 +391,16 @@ fn summarize_head<S: Scalar, T: Scalar>(
     let [_, heads, n, m] = stack.shape();
     let start = (layer * heads + head) * n * m;
     let slice = &stack.as_slice()[start..start + n * m];
+    // Row-major [n, m] slice into a column-major n×m matrix. Only a
+    // narrowing conversion (f64 data in f32 arithmetic) can overflow.
     let a = DMatrix::<T>::from_fn(n, m, |i, j| T::lit(slice[i * m + j].to_f64()));
-    if (0..n * m).any(|i| slice[i].finite() && !a[(i / m, i % m)].finite()) {
+    if T::MAX.to_f64() < S::MAX.to_f64()
+        && slice.chunks_exact(m).enumerate().any(|(i, row)| {
+            row.iter()
+                .enumerate()
+                .any(|(j, x)| x.finite() && !a[(i, j)].finite())
+        })
+    {
         return Err(Error::Overflow {
             what: "conversion of the stack to the arithmetic's precision",
         });

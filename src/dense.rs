@@ -14,9 +14,21 @@ use nalgebra::DMatrix;
 
 use crate::Scalar;
 
+/// Below this many multiply-adds a product goes to nalgebra even with the
+/// `faer` feature.
+const SMALL_PRODUCT: usize = 32 * 32 * 32;
+
 /// op(A)·B with op(A) = Aᵀ when `transpose_a`, else A. The inner
 /// dimensions must agree.
 pub(crate) fn product<T: Scalar>(a: &DMatrix<T>, transpose_a: bool, b: &DMatrix<T>) -> DMatrix<T> {
+    // Small products: nalgebra's, whose fixed cost per call is lower.
+    let flops = a
+        .nrows()
+        .saturating_mul(a.ncols())
+        .saturating_mul(b.ncols());
+    if flops < SMALL_PRODUCT {
+        return if transpose_a { a.tr_mul(b) } else { a * b };
+    }
     #[cfg(feature = "faer")]
     {
         use faer::linalg::matmul::matmul;

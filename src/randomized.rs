@@ -225,4 +225,18 @@ impl SplitMix64 {
         let (u1, u2) = (self.uniform(), self.uniform());
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
+
+    /// `len` independent standard normal numbers, both of each Box–Muller
+    /// pair used.
+    pub(crate) fn normals<T: Scalar>(&mut self, len: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(len + 1);
+        while out.len() < len {
+            let (u1, u2) = (self.uniform(), self.uniform());
+            let (r, phi) = ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2);
+            out.push(T::lit(r * phi.cos()));
+            out.push(T::lit(r * phi.sin()));
+        }
+        out.truncate(len);
+        out
+    }
 }
