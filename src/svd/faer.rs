@@ -10,6 +10,11 @@
 //! single-threaded here ([`Par::Seq`]): the crate's parallelism is across
 //! heads (`analysis`), and nested thread pools would only compete.
 //!
+//! faer's AVX-512 kernels return with the upper halves of the vector
+//! registers dirty, which makes the SSE code that follows many times slower
+//! on Intel CPUs; the backend clears that state when faer returns
+//! (`dense::clear_upper_state`, measured in `docs/PERFORMANCE.md`).
+//!
 //! faer bounds its own iteration count (max(30, bits/2)·k² QR steps) and
 //! reports [`Error::NoConvergence`] when the bound is hit; the result is
 //! checked for finiteness and sorted like the other backends' results.
