@@ -554,8 +554,9 @@ fn passes_checks<T: Scalar>(
     for (j, &s) in sigma.iter().enumerate() {
         svx.row_mut(j).scale_mut(scale(s));
     }
-    // A·X first and then the scaling, unless A·X could overflow.
-    let ax = if amax < T::MAX.sqrt() {
+    // A·X first and then the scaling, unless A·X could overflow or lose
+    // digits to underflow.
+    let ax = if amax < T::MAX.sqrt() && amax > T::MIN_POSITIVE.sqrt() {
         product(a, false, &x).map(scale)
     } else {
         product(&a.map(scale), false, &x)
