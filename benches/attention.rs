@@ -26,11 +26,11 @@ mod common;
 
 use std::hint::black_box;
 
-use attention_svd::attention::{scaled_dot_product, softmax_rows};
 use attention_svd::Scalar;
+use attention_svd::attention::{scaled_dot_product, softmax_rows};
 use common::MaskKind;
 use criterion::measurement::Measurement;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// Sizes of the size sweeps (ascending, see [`common::for_each_size`]).
 const SIZES: &[usize] = &[64, 256, 1024];

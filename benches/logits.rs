@@ -14,8 +14,8 @@ mod common;
 use std::hint::black_box;
 
 use attention_svd::logits::factored_svd;
-use attention_svd::svd::{singular_values, Backend};
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use attention_svd::svd::{Backend, singular_values};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 fn svd_of_qk(c: &mut Criterion) {
     let mut group = c.benchmark_group("logits/svd_of_qk");

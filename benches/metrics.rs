@@ -32,11 +32,11 @@ use std::hint::black_box;
 
 use attention_svd::lowrank::{rank_for_energy, truncate};
 use attention_svd::metrics::{
-    effective_rank, numerical_rank, stable_rank, summarize, RankTolerance, Summary,
+    RankTolerance, Summary, effective_rank, numerical_rank, stable_rank, summarize,
 };
 use attention_svd::svd::Backend;
 use common::MaskKind;
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::Rng;
 use rand_distr::StandardNormal;
 

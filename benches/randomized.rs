@@ -12,10 +12,10 @@ mod common;
 
 use std::hint::black_box;
 
-use attention_svd::randomized::{randomized_svd, RandomizedParams};
-use attention_svd::svd::{singular_values, Backend};
+use attention_svd::randomized::{RandomizedParams, randomized_svd};
+use attention_svd::svd::{Backend, singular_values};
 use common::MaskKind;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 fn top32(c: &mut Criterion) {
     let mut group = c.benchmark_group("randomized/top32");

@@ -29,10 +29,10 @@ mod common;
 
 use std::hint::black_box;
 
-use attention_svd::svd::{singular_values, svd, Backend};
+use attention_svd::svd::{Backend, singular_values, svd};
 use attention_svd::{Result, Scalar};
 use common::MaskKind;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use nalgebra::DMatrix;
 
 /// Sizes of the size sweeps (ascending, see [`common::for_each_size`]).

@@ -16,8 +16,8 @@ mod accuracy_suite;
 use std::time::Instant;
 
 use accuracy_suite::{
-    graded, graded_table, ratio_table, run, BACKEND_NAMES, GRADED_KAPPA_B, GRADED_TRIALS, NALGEBRA,
-    THRESHOLD,
+    BACKEND_NAMES, GRADED_KAPPA_B, GRADED_TRIALS, NALGEBRA, THRESHOLD, graded, graded_table,
+    ratio_table, run,
 };
 
 fn main() {

@@ -19,13 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use attention_svd::analysis::{
-    analyze, attention_from_queries_keys, ModelReport, Options, Precision, Stats,
+    ModelReport, Options, Precision, Stats, analyze, attention_from_queries_keys,
 };
 use attention_svd::attention::Mask;
 use attention_svd::collapse::collapse_across_layers;
 use attention_svd::logits::{logit_and_attention_ranks, temperature_sweep};
 use attention_svd::svd::Backend;
-use attention_svd::{npy, Error, Stack};
+use attention_svd::{Error, Stack, npy};
 use plotters::prelude::*;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
@@ -275,7 +275,9 @@ fn print_report(r: &ModelReport, per_head: bool) {
 /// Rank collapse of the attention products and of the rollout, per depth.
 fn print_collapse(stack: &Stack<f64>) -> Result<(), Error> {
     let depths = collapse_across_layers(stack, Backend::Auto)?;
-    println!("\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual min over x ∈ {{mean, median, 0}} of ‖A − 1xᵀ‖₁,∞ / ‖A‖₁,∞):");
+    println!(
+        "\nrank collapse with depth (products A_l⋯A_1 of the first l layers; residual min over x ∈ {{mean, median, 0}} of ‖A − 1xᵀ‖₁,∞ / ‖A‖₁,∞):"
+    );
     println!(
         "{:>5}  {:>26}  {:>11}  {:>11}  {:>15}  {:>13}",
         "depth",
@@ -306,7 +308,9 @@ fn print_collapse(stack: &Stack<f64>) -> Result<(), Error> {
 fn print_sweep(q: &Stack<f64>, k: &Stack<f64>, mask: &Mask<f64>) -> Result<(), Error> {
     let [layers, heads, _, d] = q.shape();
     let scales = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0];
-    println!("\nlogits QKᵀ/√d (rank ≤ d = {d}) against attention softmax(QKᵀ/√d + M), medians over heads:");
+    println!(
+        "\nlogits QKᵀ/√d (rank ≤ d = {d}) against attention softmax(QKᵀ/√d + M), medians over heads:"
+    );
     println!(
         "{:>5}  {:>12}  {:>12}  {:>12}  {:>12}",
         "layer", "logit rank", "logit erank", "attn rank", "attn erank"
@@ -345,7 +349,9 @@ fn print_sweep(q: &Stack<f64>, k: &Stack<f64>, mask: &Mask<f64>) -> Result<(), E
                 .collect::<Result<Vec<_>, _>>()?,
         );
     }
-    println!("\ntemperature sweep: median effective rank of softmax(s·QKᵀ/√d + M) over heads (s = 1 is the model):");
+    println!(
+        "\ntemperature sweep: median effective rank of softmax(s·QKᵀ/√d + M) over heads (s = 1 is the model):"
+    );
     print!("{:>5}", "layer");
     for s in scales {
         print!("  {:>7}", format!("s={s}"));

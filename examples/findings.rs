@@ -10,10 +10,10 @@
 //! causal mask (a what-if: the model is bidirectional).
 
 use attention_svd::analysis::{
-    analyze, attention_from_queries_keys, ModelReport, Options, Precision,
+    ModelReport, Options, Precision, analyze, attention_from_queries_keys,
 };
 use attention_svd::attention::Mask;
-use attention_svd::{npy, Error, Stack};
+use attention_svd::{Error, Stack, npy};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
 const INPUTS: [&str; 3] = ["lighthouse_n16", "bread_n64", "glacier_n128"];

@@ -26,16 +26,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use attention_svd::analysis::{analyze, Options, Precision};
-use attention_svd::attention::{scaled_dot_product_with_scale, Mask};
-use attention_svd::randomized::{randomized_svd, RandomizedParams};
-use attention_svd::svd::{singular_values, svd, Backend};
-use attention_svd::{npy, Scalar, Stack};
+use attention_svd::analysis::{Options, Precision, analyze};
+use attention_svd::attention::{Mask, scaled_dot_product_with_scale};
+use attention_svd::randomized::{RandomizedParams, randomized_svd};
+use attention_svd::svd::{Backend, singular_values, svd};
+use attention_svd::{Scalar, Stack, npy};
 use nalgebra::DMatrix;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const MIN_REPS: usize = 3;
 const MIN_SECONDS: f64 = 1.0;
@@ -579,7 +579,9 @@ fn main() {
     println!("{}", table(&jacobi_rows, &numpy));
     println!("## Attention weights softmax(QKᵀ/8), d = 64\n");
     println!("{}", table(&softmax_rows, &numpy));
-    println!("## Randomized top-k SVD, f64 attention (numpy column: scikit-learn `randomized_svd`, then our full values-only SVD)\n");
+    println!(
+        "## Randomized top-k SVD, f64 attention (numpy column: scikit-learn `randomized_svd`, then our full values-only SVD)\n"
+    );
     println!("{}", table(&rand_rows, &numpy));
     println!(
         "At the defaults (p = 10, q = {}), the largest relative error of σ₁…σ_{rand_k} \

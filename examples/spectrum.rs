@@ -11,15 +11,15 @@
 //! the largest row-sum deviation |Σⱼ aᵢⱼ − 1|, and which SVD backend `Auto`
 //! ended up using.
 
-use attention_svd::attention::{scaled_dot_product, Mask};
+use attention_svd::attention::{Mask, scaled_dot_product};
 use attention_svd::lowrank::cumulative_energy;
 use attention_svd::metrics::Summary;
 use attention_svd::stochastic::{check_row_stochastic, max_row_sum_deviation};
-use attention_svd::svd::{svd, Backend};
+use attention_svd::svd::{Backend, svd};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 
 fn gaussian(rng: &mut StdRng, n: usize, d: usize) -> DMatrix<f64> {

@@ -1,5 +1,7 @@
 //! Whole-model analysis: one spectral summary per (layer, head) of a
-//! [`Stack`] of attention matrices, and per-layer aggregates.
+//! stack of attention matrices (any [`HeadSource`]: a [`Stack`](crate::Stack), a
+//! [`StackView`](crate::StackView), a file read head by head), and
+//! per-layer aggregates.
 //!
 //! # What is computed
 //!
@@ -20,23 +22,28 @@
 //!
 //! # Precision
 //!
-//! By default the analysis runs in f64 whatever the stack's type (f32 input
+//! By default the analysis runs in f64 whatever the source's type (f32 input
 //! is widened exactly); [`Precision::F32`] runs it in f32, which is about
-//! twice as fast.
+//! twice as fast. Narrowing f64 data to f32 reports a value beyond f32's
+//! range as [`Error::Overflow`] and a nonzero value that would round to
+//! zero as [`Error::Underflow`] (both inside [`Error::AtHead`]): the analysis
+//! never flushes data silently.
 //!
 //! The ε of the noise floor is the larger of the arithmetic's and the
 //! data's: attention stored in f32 carries rounding errors of relative size
 //! ε_f32 in every entry, which move every σ by up to about ε_f32·‖A‖_F,
-//! whatever precision the SVD then runs in. The data's precision is that of
-//! the stack's type unless [`Options::data_precision`] says otherwise (for
-//! f32 data held in an f64 stack).
+//! whatever precision the SVD then runs in. The data's precision is the
+//! source's ([`HeadSource::precision`]: a file's dtype, a stack's type)
+//! unless [`AnalysisParams::data_precision`] says otherwise (for f32 data
+//! held in an f64 stack).
 //!
 //! # Memory and parallelism
 //!
-//! Heads are processed one at a time: each copies its n×m matrix out of the
-//! stack and computes singular values only, so the peak memory is the stack
-//! plus a few n×m work matrices per thread, never all heads' U and V. With
-//! the `parallel` feature (default) heads run on rayon's thread pool.
+//! Heads are processed one at a time: each is read from the source and
+//! only its singular values are computed, so the peak memory is the source
+//! (nothing, for a file read head by head) plus a few n×m work matrices per
+//! thread, never all heads' U and V. With the `parallel` feature (default)
+//! heads run on rayon's thread pool.
 //!
 //! # JSON layout
 //!
@@ -72,104 +79,75 @@
 //! # Examples
 //!
 //! ```
-//! use attention_svd::analysis::{analyze, Options};
-//! use attention_svd::attention::{scaled_dot_product, Mask};
+//! use attention_svd::analysis::{analyze, AnalysisParams};
+//! use attention_svd::attention::{scaled_dot_product, Mask, Scale};
+//! use attention_svd::nalgebra::DMatrix;
 //! use attention_svd::Stack;
-//! use nalgebra::DMatrix;
 //!
 //! let heads: Vec<DMatrix<f32>> = (0..4)
 //!     .map(|h| {
 //!         let q = DMatrix::from_fn(8, 4, |i, j| ((h * 32 + i * 4 + j) as f32 * 0.7).sin());
-//!         scaled_dot_product(&q, &q, &Mask::causal()).unwrap()
+//!         scaled_dot_product(&q, &q, &Mask::causal(), Scale::default()).unwrap()
 //!     })
 //!     .collect();
 //! let stack = Stack::from_matrices(2, 2, &heads).unwrap();
-//! let report = analyze(&stack, &Options::default()).unwrap();
+//! let report = analyze(&stack, AnalysisParams::default()).unwrap();
 //! assert_eq!(report.heads.len(), 4);
 //! assert_eq!(report.layers.len(), 2);
 //! assert!(report.heads.iter().all(|h| h.numerical_rank == 8)); // causal ⇒ nonsingular
 //! ```
 
-#[cfg(feature = "parallel")]
-use rayon::prelude::*;
-
 use nalgebra::DMatrix;
 
-use crate::attention::{scaled_dot_product_with_scale, Mask};
-use crate::metrics::{numerical_rank, RankTolerance, Summary};
+use crate::metrics::{RankTolerance, Summary};
+use crate::num::par::map_indices;
+use crate::stack::HeadSource;
 use crate::stochastic::max_row_sum_deviation;
-use crate::svd::{singular_values, Backend};
-use crate::{Error, Result, Scalar, Stack};
+use crate::svd::{Backend, singular_values};
+use crate::{Error, Precision, Result, Scalar};
 
-/// The arithmetic the analysis runs in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
-pub enum Precision {
-    /// Single precision.
-    F32,
-    /// Double precision (the default).
-    #[default]
-    F64,
-}
-
-/// Options of [`analyze`].
+/// Parameters of [`analyze`]: the arithmetic (default f64), the data's
+/// precision (default: the source's), and the SVD backend (default
+/// [`Backend::Auto`]).
 ///
 /// # Examples
 ///
 /// ```
-/// use attention_svd::analysis::{Options, Precision};
+/// use attention_svd::analysis::AnalysisParams;
 /// use attention_svd::svd::Backend;
+/// use attention_svd::Precision;
 ///
-/// let o = Options::default().precision(Precision::F32).backend(Backend::jacobi());
-/// assert_eq!(o.get_precision(), Precision::F32);
+/// let p = AnalysisParams::default().precision(Precision::F32).backend(Backend::jacobi());
+/// # let _ = p;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Options {
+pub struct AnalysisParams {
     precision: Precision,
     data_precision: Option<Precision>,
     backend: Backend,
 }
 
-impl Options {
-    /// Sets the arithmetic (default f64).
+impl AnalysisParams {
+    /// Sets the arithmetic: [`Precision::F32`] or [`Precision::F64`]
+    /// (default); f16 and bf16 are storage formats only and are rejected
+    /// when the analysis runs.
     pub fn precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self
     }
 
     /// Declares the precision the data was stored or computed in (default:
-    /// the stack's own type), which sets the noise floor's ε together with
-    /// the arithmetic; see the [module docs](self).
+    /// the source's own), which sets the noise floor's ε together with the
+    /// arithmetic; see the [module docs](self).
     pub fn data_precision(mut self, precision: Precision) -> Self {
         self.data_precision = Some(precision);
         self
     }
 
-    /// Sets the SVD backend (default [`Backend::Auto`]).
+    /// Sets the SVD backend.
     pub fn backend(mut self, backend: Backend) -> Self {
         self.backend = backend;
         self
-    }
-
-    /// The arithmetic.
-    pub fn get_precision(&self) -> Precision {
-        self.precision
-    }
-
-    /// The SVD backend.
-    pub fn get_backend(&self) -> Backend {
-        self.backend
-    }
-}
-
-impl Precision {
-    /// Machine epsilon of this precision.
-    pub fn epsilon(self) -> f64 {
-        match self {
-            Precision::F32 => f64::from(f32::EPSILON),
-            Precision::F64 => f64::EPSILON,
-        }
     }
 }
 
@@ -309,9 +287,9 @@ pub struct LayerSummary {
 pub struct ModelReport {
     /// The arithmetic used.
     pub precision: Precision,
-    /// The precision of the data (see [`Options::data_precision`]).
+    /// The precision of the data (see [`AnalysisParams::data_precision`]).
     pub data_precision: Precision,
-    /// [layers, heads, n, m] of the analysed stack.
+    /// [layers, heads, n, m] of the analysed source.
     pub shape: [usize; 4],
     /// One summary per (layer, head), layer-major.
     pub heads: Vec<HeadSummary>,
@@ -329,87 +307,76 @@ impl ModelReport {
     }
 }
 
-/// Analyses every (layer, head) matrix of `stack`; see the
+/// Analyses every (layer, head) matrix of `source`; see the
 /// [module docs](self).
 ///
 /// # Errors
 ///
-/// [`Error::AtHead`] wrapping the first error of a head (non-finite
-/// entries, SVD non-convergence, …).
-pub fn analyze<S: Scalar>(stack: &Stack<S>, options: &Options) -> Result<ModelReport> {
-    match options.precision {
-        Precision::F32 => analyze_in::<S, f32>(stack, options),
-        Precision::F64 => analyze_in::<S, f64>(stack, options),
+/// [`Error::InvalidParameter`] for an f16/bf16 arithmetic;
+/// [`Error::AtHead`] wrapping the first error of a head (in (layer, head)
+/// order): non-finite entries, a narrowing that overflows or underflows,
+/// SVD non-convergence, a reading error of the source, ….
+pub fn analyze<S: HeadSource>(source: &S, params: AnalysisParams) -> Result<ModelReport> {
+    match params.precision {
+        Precision::F32 => analyze_in::<S, f32>(source, params),
+        Precision::F64 => analyze_in::<S, f64>(source, params),
+        Precision::F16 | Precision::BF16 => Err(Error::InvalidParameter {
+            name: "precision",
+            reason: "the arithmetic must be f32 or f64 (f16 and bf16 are storage formats)",
+        }),
     }
 }
 
-fn analyze_in<S: Scalar, T: Scalar>(stack: &Stack<S>, options: &Options) -> Result<ModelReport> {
-    let [layers, heads, _, _] = stack.shape();
-    let data_eps = options
-        .data_precision
-        .map_or(S::EPSILON.to_f64(), Precision::epsilon);
-    let eps = T::lit(data_eps.max(T::EPSILON.to_f64()));
-    let one = |index: usize| -> Result<HeadSummary> {
+fn analyze_in<S: HeadSource, T: Scalar>(source: &S, params: AnalysisParams) -> Result<ModelReport> {
+    let [layers, heads, _, _] = source.shape();
+    let data_precision = params.data_precision.unwrap_or_else(|| source.precision());
+    let eps = T::lit(data_precision.epsilon().max(T::EPSILON.to_f64()));
+    let summaries = map_indices(layers * heads, |index| {
         let (layer, head) = (index / heads, index % heads);
-        summarize_head::<S, T>(stack, layer, head, options.backend, eps).map_err(|e| {
-            Error::AtHead {
-                layer,
-                head,
-                source: Box::new(e),
-            }
-        })
-    };
-    #[cfg(feature = "parallel")]
-    let summaries: Result<Vec<HeadSummary>> =
-        (0..layers * heads).into_par_iter().map(one).collect();
-    #[cfg(not(feature = "parallel"))]
-    let summaries: Result<Vec<HeadSummary>> = (0..layers * heads).map(one).collect();
-    let summaries = summaries?;
+        summarize_head::<S, T>(source, layer, head, params.backend, eps)
+            .map_err(|e| e.at_head(layer, head))
+    })?;
     let layer_summaries = (0..layers)
         .map(|l| aggregate(l, &summaries[l * heads..(l + 1) * heads]))
         .collect::<Result<Vec<_>>>()?;
     Ok(ModelReport {
-        precision: options.precision,
-        data_precision: if data_eps > f64::EPSILON {
-            Precision::F32
-        } else {
-            Precision::F64
-        },
-        shape: stack.shape(),
+        precision: params.precision,
+        data_precision,
+        shape: source.shape(),
         heads: summaries,
         layers: layer_summaries,
     })
 }
 
-fn summarize_head<S: Scalar, T: Scalar>(
-    stack: &Stack<S>,
+/// A head of the source in the arithmetic `T`, with checked narrowing.
+pub(crate) fn head_in<S: HeadSource, T: Scalar>(
+    source: &S,
+    layer: usize,
+    head: usize,
+) -> Result<DMatrix<T>> {
+    let a = source.head(layer, head)?;
+    let mut out = Vec::with_capacity(a.len());
+    for &x in a.as_slice() {
+        out.push(crate::scalar::convert::<S::Elem, T>(
+            x,
+            "conversion of the data to the arithmetic's precision",
+        )?);
+    }
+    Ok(DMatrix::from_vec(a.nrows(), a.ncols(), out))
+}
+
+fn summarize_head<S: HeadSource, T: Scalar>(
+    source: &S,
     layer: usize,
     head: usize,
     backend: Backend,
     eps: T,
 ) -> Result<HeadSummary> {
-    let [_, heads, n, m] = stack.shape();
-    let start = (layer * heads + head) * n * m;
-    let slice = &stack.as_slice()[start..start + n * m];
-    // Row-major [n, m] slice into a column-major n×m matrix. Only a
-    // narrowing conversion (f64 data in f32 arithmetic) can overflow.
-    let a = DMatrix::<T>::from_fn(n, m, |i, j| T::lit(slice[i * m + j].to_f64()));
-    if T::MAX.to_f64() < S::MAX.to_f64()
-        && slice.chunks_exact(m).enumerate().any(|(i, row)| {
-            row.iter()
-                .enumerate()
-                .any(|(j, x)| x.finite() && !a[(i, j)].finite())
-        })
-    {
-        return Err(Error::Overflow {
-            what: "conversion of the stack to the arithmetic's precision",
-        });
-    }
-    let sigma = singular_values(&a, backend)?;
-    let mut s = Summary::from_singular_values(sigma, n, m)?;
+    let a = head_in::<S, T>(source, layer, head)?;
+    let (n, m) = a.shape();
+    let sigma = singular_values(&a, backend)?.into_vec();
     let rtol = T::from_count(n.max(m)) * eps;
-    s.rank_threshold = RankTolerance::relative(rtol).threshold(s.spectral_norm, (n, m))?;
-    s.numerical_rank = numerical_rank(&s.singular_values, (n, m), RankTolerance::relative(rtol))?;
+    let s = Summary::from_singular_values(sigma, (n, m), RankTolerance::relative(rtol))?;
     let f = |x: T| x.to_f64();
     Ok(HeadSummary {
         layer,
@@ -450,59 +417,4 @@ fn aggregate(layer: usize, heads: &[HeadSummary]) -> Result<LayerSummary> {
             .map(|h| h.max_row_sum_deviation)
             .fold(0.0, f64::max),
     })
-}
-
-/// Recomputes attention from per-head queries [l, h, n, d] and keys
-/// [l, h, m, d]: softmax(s·Q K ᵀ + mask) per head, with s = 1/√d unless
-/// `scale` is given, in the stacks' precision. Returns [l, h, n, m].
-///
-/// # Errors
-///
-/// [`Error::ShapeMismatch`] if layers, heads or d differ; the errors of
-/// [`scaled_dot_product_with_scale`] wrapped in [`Error::AtHead`].
-///
-/// # Examples
-///
-/// ```
-/// use attention_svd::analysis::attention_from_queries_keys;
-/// use attention_svd::attention::Mask;
-/// use attention_svd::Stack;
-///
-/// let q = Stack::new([1, 2, 3, 4], (0..24).map(|x| (x as f32 * 0.3).sin()).collect()).unwrap();
-/// let a = attention_from_queries_keys(&q, &q, &Mask::causal(), None).unwrap();
-/// assert_eq!(a.shape(), [1, 2, 3, 3]);
-/// assert_eq!(a.matrix(0, 1).unwrap()[(0, 2)], 0.0);
-/// ```
-pub fn attention_from_queries_keys<T: Scalar>(
-    q: &Stack<T>,
-    k: &Stack<T>,
-    mask: &Mask<T>,
-    scale: Option<T>,
-) -> Result<Stack<T>> {
-    let [l, h, _, d] = q.shape();
-    let [kl, kh, _, kd] = k.shape();
-    if (kl, kh, kd) != (l, h, d) {
-        return Err(Error::ShapeMismatch {
-            what: "key stack (layers·heads, head dimension)",
-            expected: (l * h, d),
-            found: (kl * kh, kd),
-        });
-    }
-    let scale = scale.unwrap_or_else(|| T::one() / T::from_count(d).sqrt());
-    let one = |index: usize| -> Result<DMatrix<T>> {
-        let (layer, head) = (index / h, index % h);
-        let at = |e| Error::AtHead {
-            layer,
-            head,
-            source: Box::new(e),
-        };
-        let qm = q.matrix(layer, head).map_err(at)?;
-        let km = k.matrix(layer, head).map_err(at)?;
-        scaled_dot_product_with_scale(&qm, &km, mask, scale).map_err(at)
-    };
-    #[cfg(feature = "parallel")]
-    let mats: Result<Vec<DMatrix<T>>> = (0..l * h).into_par_iter().map(one).collect();
-    #[cfg(not(feature = "parallel"))]
-    let mats: Result<Vec<DMatrix<T>>> = (0..l * h).map(one).collect();
-    Stack::from_matrices(l, h, &mats?)
 }

@@ -1,42 +1,37 @@
 //! Private input validation shared by the modules.
 
-use nalgebra::DMatrix;
-
+use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
 /// Fails with [`Error::Empty`] if `a` has no entries.
-pub(crate) fn non_empty<T>(a: &DMatrix<T>, what: &'static str) -> Result<()> {
+pub(crate) fn non_empty<T: Scalar>(a: &MatrixRef<'_, T>, what: &'static str) -> Result<()> {
     if a.is_empty() {
-        return Err(Error::Empty {
-            what,
-            rows: a.nrows(),
-            cols: a.ncols(),
-        });
+        let (rows, cols) = a.shape();
+        return Err(Error::Empty { what, rows, cols });
     }
     Ok(())
 }
 
 /// Fails with [`Error::NonFinite`] at the first (row-major order) NaN or ±∞.
-pub(crate) fn finite<T: Scalar>(a: &DMatrix<T>, what: &'static str) -> Result<()> {
-    if a.iter().all(|x| x.finite()) {
+pub(crate) fn finite<T: Scalar>(a: &MatrixRef<'_, T>, what: &'static str) -> Result<()> {
+    let all_finite = match a.column_major_slice() {
+        Some(s) => s.iter().all(|x| x.finite()),
+        None => a.as_nalgebra().iter().all(|x| x.finite()),
+    };
+    if all_finite {
         return Ok(());
     }
-    for i in 0..a.nrows() {
-        for j in 0..a.ncols() {
-            if !a[(i, j)].finite() {
-                return Err(Error::NonFinite {
-                    what,
-                    row: i,
-                    col: j,
-                });
-            }
+    let (n, m) = a.shape();
+    for row in 0..n {
+        if let Some(col) = (0..m).find(|&j| !a.get(row, j).finite()) {
+            return Err(Error::NonFinite { what, row, col });
         }
     }
     unreachable!("a non-finite entry was seen")
 }
 
 /// Non-empty and finite.
-pub(crate) fn matrix<T: Scalar>(a: &DMatrix<T>, what: &'static str) -> Result<()> {
+pub(crate) fn matrix<T: Scalar>(a: &MatrixRef<'_, T>, what: &'static str) -> Result<()> {
     non_empty(a, what)?;
     finite(a, what)
 }
@@ -62,18 +57,6 @@ pub(crate) fn spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
     Ok(())
 }
 
-/// Validates a tolerance: finite and > 0.
-pub(crate) fn tolerance<T: Scalar>(value: T, name: &'static str) -> Result<T> {
-    if value.finite() && value > T::zero() {
-        Ok(value)
-    } else {
-        Err(Error::InvalidTolerance {
-            name,
-            value: value.to_f64(),
-        })
-    }
-}
-
 /// A spectrum that must also be non-empty.
 pub(crate) fn nonempty_spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
     if sigma.is_empty() {
@@ -86,9 +69,29 @@ pub(crate) fn nonempty_spectrum<T: Scalar>(sigma: &[T]) -> Result<()> {
     spectrum(sigma)
 }
 
-/// Queries (n×d) and keys (m×d) for s·QKᵀ: both non-empty and finite, of
-/// the same width d, and a finite scale s.
-pub(crate) fn queries_keys<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Result<()> {
+/// Validates a tolerance: finite and > 0.
+pub(crate) fn tolerance<T: Scalar>(value: T, name: &'static str) -> Result<T> {
+    if value.finite() && value > T::zero() {
+        Ok(value)
+    } else {
+        Err(Error::InvalidTolerance {
+            name,
+            value: value.to_f64(),
+        })
+    }
+}
+
+/// A rank r in `min..=max`.
+pub(crate) fn rank(rank: usize, min: usize, max: usize) -> Result<usize> {
+    if rank < min || rank > max {
+        return Err(Error::InvalidRank { rank, min, max });
+    }
+    Ok(rank)
+}
+
+/// Queries (n×d) and keys (m×d) for s·QKᵀ: both non-empty and finite and of
+/// the same width d.
+pub(crate) fn queries_keys<T: Scalar>(q: &MatrixRef<'_, T>, k: &MatrixRef<'_, T>) -> Result<()> {
     matrix(q, "queries")?;
     matrix(k, "keys")?;
     if k.ncols() != q.ncols() {
@@ -96,12 +99,6 @@ pub(crate) fn queries_keys<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) 
             what: "keys",
             expected: (k.nrows(), q.ncols()),
             found: k.shape(),
-        });
-    }
-    if !scale.finite() {
-        return Err(Error::InvalidParameter {
-            name: "scale",
-            reason: "the scale (inverse temperature) must be finite",
         });
     }
     Ok(())

@@ -45,15 +45,24 @@
 //! # Complexity
 //!
 //! O(L·h·n³) for the per-head products of a [L, h, n, n] stack plus one
-//! SVD per product; memory O(h·n²) for the products and O(L·n²) for the
-//! rollouts.
+//! values-only SVD per product (its singular values give both the collapse
+//! measures and the effective rank); memory O(h·n²) for the products and
+//! O(L·n²) for the rollouts. Heads are read one at a time from any
+//! [`HeadSource`].
+//!
+//! # Range
+//!
+//! Every measure is computed on A/max|aᵢⱼ| and the absolute residual is
+//! scaled back at the end, so no intermediate overflows: a result is
+//! [`Error::Overflow`] only when the residual itself exceeds the range of
+//! `f64`.
 //!
 //! # Examples
 //!
 //! ```
 //! use attention_svd::collapse::rank_collapse;
+//! use attention_svd::nalgebra::dmatrix;
 //! use attention_svd::svd::Backend;
-//! use nalgebra::dmatrix;
 //!
 //! // Identical rows: fully collapsed.
 //! let a = dmatrix![0.2_f64, 0.8; 0.2, 0.8; 0.2, 0.8];
@@ -61,10 +70,14 @@
 //! assert!(c.residual_relative < 1e-15 && c.sigma_ratio < 1e-15);
 //! ```
 
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, RowDVector};
 
-use crate::svd::{singular_values, Backend};
-use crate::{check, Error, Result, Scalar, Stack};
+use crate::metrics::effective_rank;
+use crate::num::sum::frobenius;
+use crate::stack::HeadSource;
+use crate::svd::{Backend, singular_values};
+use crate::view::AsMatrixRef;
+use crate::{Error, Result, Scalar, check};
 
 /// How close a matrix is to having identical rows; see the
 /// [module docs](self).
@@ -76,33 +89,55 @@ pub struct Collapse {
     pub residual_composite: f64,
     /// residual_composite / √(‖A‖₁‖A‖_∞), in [0, 1] (0 for A = 0).
     pub residual_relative: f64,
-    /// ‖R‖_F / ‖A‖_F (0 for A = 0).
+    /// ‖A − 1x̄ᵀ‖_F / ‖A‖_F (0 for A = 0).
     pub residual_frobenius_relative: f64,
     /// σ₂/σ₁ (0 if min(n, m) = 1 or A = 0).
     pub sigma_ratio: f64,
     /// √(Σ_{i≥2}σᵢ²)/‖A‖_F, the relative distance to the best rank-1
     /// approximation (0 for A = 0).
     pub rank_one_residual: f64,
+    /// The effective rank of A (from the same singular values).
+    pub effective_rank: f64,
 }
 
 /// The composite norm √(‖A‖₁·‖A‖_∞) of Dong et al. (2021).
 ///
 /// # Errors
 ///
-/// [`Error::Empty`], [`Error::NonFinite`]; [`Error::Overflow`] if a line
-/// sum overflows.
+/// [`Error::Empty`], [`Error::NonFinite`]; [`Error::Overflow`] if the norm
+/// exceeds the type's range (line sums are formed on the scale of
+/// max|aᵢⱼ|, so they overflow only when the norm does).
 ///
 /// # Examples
 ///
 /// ```
 /// use attention_svd::collapse::composite_norm;
-/// use nalgebra::dmatrix;
+/// use attention_svd::nalgebra::dmatrix;
 /// // ‖A‖₁ = 4 (column 2), ‖A‖_∞ = 3 (row 2): √12.
 /// let a = dmatrix![1.0_f64, 1.0; 1.0, -2.0; 0.0, 1.0];
 /// assert!((composite_norm(&a).unwrap() - 12f64.sqrt()).abs() < 1e-15);
 /// ```
-pub fn composite_norm<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
-    check::matrix(a, "matrix")?;
+pub fn composite_norm<T: Scalar>(a: &impl AsMatrixRef<T>) -> Result<T> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    let amax = a.amax();
+    if amax == T::zero() {
+        return Ok(T::zero());
+    }
+    let scaled = a.map(|x| x / amax);
+    let v = composite_of_unit(&scaled) * amax;
+    if v.finite() {
+        Ok(v)
+    } else {
+        Err(Error::Overflow {
+            what: "composite norm",
+        })
+    }
+}
+
+/// √(‖A‖₁·‖A‖_∞) of a matrix with entries in [−1, 1] (finite: each line
+/// sum is at most the line's length).
+fn composite_of_unit<T: Scalar>(a: &DMatrix<T>) -> T {
     let one = a
         .column_iter()
         .map(|c| c.iter().fold(T::zero(), |s, x| s + x.abs()))
@@ -111,25 +146,49 @@ pub fn composite_norm<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
         .row_iter()
         .map(|r| r.iter().fold(T::zero(), |s, x| s + x.abs()))
         .fold(T::zero(), |x, y| x.max(y));
-    if !one.finite() || !inf.finite() {
-        return Err(Error::Overflow {
-            what: "composite norm",
-        });
-    }
-    // √one·√inf: no overflow of the product.
-    Ok(one.sqrt() * inf.sqrt())
+    one.sqrt() * inf.sqrt()
 }
 
 /// The rank-collapse measures of `a`; see the [module docs](self).
 ///
 /// # Errors
 ///
-/// As [`composite_norm`], and the errors of the values-only SVD.
-pub fn rank_collapse<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Collapse> {
-    let norm = composite_norm(a)?;
+/// [`Error::Empty`], [`Error::NonFinite`], [`Error::Overflow`] if the
+/// residual exceeds the range of `f64`, and the errors of the values-only
+/// SVD.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::collapse::rank_collapse;
+/// use attention_svd::nalgebra::DMatrix;
+/// use attention_svd::svd::Backend;
+///
+/// // A single column near the type's maximum: every measure is representable.
+/// let a = DMatrix::from_column_slice(4, 1, &[0.9 * f64::MAX, 0.0, 0.0, 0.0]);
+/// let c = rank_collapse(&a, Backend::Auto).unwrap();
+/// assert!(c.residual_relative <= 1.0 && c.residual_composite.is_finite());
+/// ```
+pub fn rank_collapse<T: Scalar>(a: &impl AsMatrixRef<T>, backend: Backend) -> Result<Collapse> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    let amax = a.amax();
+    if amax == T::zero() {
+        return Ok(Collapse {
+            residual_composite: 0.0,
+            residual_relative: 0.0,
+            residual_frobenius_relative: 0.0,
+            sigma_ratio: 0.0,
+            rank_one_residual: 0.0,
+            effective_rank: 0.0,
+        });
+    }
+    // Everything on A/max|a| (module docs: Range).
+    let a = a.map(|x| x / amax);
+    let norm = composite_of_unit(&a);
     let n = T::from_count(a.nrows());
     let mean_row = a.row_sum() / n;
-    let residual = |x: &nalgebra::RowDVector<T>| {
+    let residual = |x: &RowDVector<T>| {
         let mut r = a.clone();
         for mut row in r.row_iter_mut() {
             row -= x;
@@ -139,7 +198,7 @@ pub fn rank_collapse<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Coll
     let r_mean = residual(&mean_row);
     // The composite norm over x ∈ {mean row, median row, 0}: the median row
     // minimises ‖A − 1xᵀ‖₁ exactly, x = 0 gives ‖A‖₁,∞ itself.
-    let median_row = nalgebra::RowDVector::from_iterator(
+    let median_row = RowDVector::from_iterator(
         a.ncols(),
         a.column_iter().map(|c| {
             let mut v: Vec<T> = c.iter().copied().collect();
@@ -152,11 +211,10 @@ pub fn rank_collapse<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Coll
             }
         }),
     );
-    let rnorm = composite_norm(&r_mean)?
-        .min(composite_norm(&residual(&median_row))?)
+    let rnorm = composite_of_unit(&r_mean)
+        .min(composite_of_unit(&residual(&median_row)))
         .min(norm);
-    let sigma = singular_values(a, backend)?;
-    let s1 = sigma[0];
+    let sigma = singular_values(&a, backend)?;
     let fro = crate::lowrank::frobenius_error(&sigma, 0)?;
     let ratio = |x: T, y: T| {
         if y == T::zero() {
@@ -165,22 +223,20 @@ pub fn rank_collapse<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Coll
             (x / y).to_f64()
         }
     };
-    Ok(Collapse {
-        residual_composite: rnorm.to_f64(),
-        residual_relative: ratio(rnorm, norm),
-        residual_frobenius_relative: ratio(frobenius(&r_mean), fro),
-        sigma_ratio: sigma.get(1).map_or(0.0, |&s2| ratio(s2, s1)),
-        rank_one_residual: ratio(crate::lowrank::frobenius_error(&sigma, 1)?, fro),
-    })
-}
-
-/// ‖a‖_F on the scale of max|aᵢⱼ| (no overflow or underflow of squares).
-fn frobenius<T: Scalar>(a: &DMatrix<T>) -> T {
-    let amax = a.amax();
-    if amax == T::zero() {
-        return T::zero();
+    let residual_composite = rnorm.to_f64() * amax.to_f64();
+    if !residual_composite.is_finite() {
+        return Err(Error::Overflow {
+            what: "rank-collapse residual",
+        });
     }
-    amax * crate::stochastic::compensated_sum(a.iter().map(|&x| (x / amax) * (x / amax))).sqrt()
+    Ok(Collapse {
+        residual_composite,
+        residual_relative: ratio(rnorm, norm),
+        residual_frobenius_relative: ratio(frobenius(r_mean.iter().copied()), fro),
+        sigma_ratio: sigma.get(1).map_or(0.0, |&s2| ratio(s2, sigma[0])),
+        rank_one_residual: ratio(crate::lowrank::frobenius_error(&sigma, 1)?, fro),
+        effective_rank: effective_rank(&sigma)?.to_f64(),
+    })
 }
 
 /// The product A_L·A_{L−1}⋯A_1 of `matrices` = [A_1, …, A_L] (the first
@@ -196,13 +252,13 @@ fn frobenius<T: Scalar>(a: &DMatrix<T>) -> T {
 ///
 /// ```
 /// use attention_svd::collapse::attention_product;
-/// use nalgebra::dmatrix;
+/// use attention_svd::nalgebra::dmatrix;
 ///
 /// let a1 = dmatrix![1.0_f64, 0.0; 0.5, 0.5];
 /// let a2 = dmatrix![0.0_f64, 1.0; 1.0, 0.0];
 /// assert_eq!(attention_product(&[a1.clone(), a2.clone()]).unwrap(), &a2 * &a1);
 /// ```
-pub fn attention_product<T: Scalar>(matrices: &[DMatrix<T>]) -> Result<DMatrix<T>> {
+pub fn attention_product<T: Scalar, M: AsMatrixRef<T>>(matrices: &[M]) -> Result<DMatrix<T>> {
     let Some(first) = matrices.first() else {
         return Err(Error::Empty {
             what: "list of matrices",
@@ -210,10 +266,12 @@ pub fn attention_product<T: Scalar>(matrices: &[DMatrix<T>]) -> Result<DMatrix<T
             cols: 0,
         });
     };
-    check::matrix(first, "matrix")?;
-    let mut p = first.clone();
+    let first = first.as_matrix_ref();
+    check::matrix(&first, "matrix")?;
+    let mut p = first.to_dmatrix();
     for a in &matrices[1..] {
-        check::matrix(a, "matrix")?;
+        let a = a.as_matrix_ref();
+        check::matrix(&a, "matrix")?;
         if a.ncols() != p.nrows() {
             return Err(Error::ShapeMismatch {
                 what: "next matrix of the product",
@@ -221,7 +279,7 @@ pub fn attention_product<T: Scalar>(matrices: &[DMatrix<T>]) -> Result<DMatrix<T
                 found: a.shape(),
             });
         }
-        p = a * p;
+        p = crate::num::dense::product(&a, false, &p.as_matrix_ref());
         if p.iter().any(|x| !x.finite()) {
             return Err(Error::Overflow {
                 what: "product of matrices",
@@ -236,25 +294,26 @@ pub fn attention_product<T: Scalar>(matrices: &[DMatrix<T>]) -> Result<DMatrix<T
 /// # Errors
 ///
 /// [`Error::InvalidParameter`] if `layer` is out of range;
-/// [`Error::NonFinite`] for NaN/±∞ entries.
+/// [`Error::NonFinite`] for NaN/±∞ entries; the reading errors of the
+/// source.
 ///
 /// # Examples
 ///
 /// ```
 /// use attention_svd::collapse::head_average;
+/// use attention_svd::nalgebra::dmatrix;
 /// use attention_svd::Stack;
-/// use nalgebra::dmatrix;
 ///
 /// let s = Stack::new([1, 2, 1, 2], vec![1.0_f64, 0.0, 0.0, 1.0]).unwrap();
 /// assert_eq!(head_average(&s, 0).unwrap(), dmatrix![0.5, 0.5]);
 /// ```
-pub fn head_average<T: Scalar>(stack: &Stack<T>, layer: usize) -> Result<DMatrix<T>> {
-    let [_, h, n, m] = stack.shape();
-    let mut avg = DMatrix::<T>::zeros(n, m);
-    let weight = T::one() / T::from_count(h);
+pub fn head_average<S: HeadSource>(source: &S, layer: usize) -> Result<DMatrix<S::Elem>> {
+    let [_, h, n, m] = source.shape();
+    let mut avg = DMatrix::<S::Elem>::zeros(n, m);
+    let weight = S::Elem::lit(1.0) / S::Elem::from_count(h);
     for t in 0..h {
-        let a = stack.matrix(layer, t)?;
-        check::finite(&a, "attention matrix")?;
+        let a = source.head(layer, t)?;
+        check::finite(&a.as_matrix_ref(), "attention matrix")?;
         // Scale each term first: the sum of h finite terms cannot overflow.
         avg += a * weight;
     }
@@ -285,18 +344,18 @@ pub fn head_average<T: Scalar>(stack: &Stack<T>, layer: usize) -> Result<DMatrix
 ///     }
 /// }
 /// ```
-pub fn rollout<T: Scalar>(stack: &Stack<T>) -> Result<Vec<DMatrix<T>>> {
-    let [l, _, n, m] = stack.shape();
+pub fn rollout<S: HeadSource>(source: &S) -> Result<Vec<DMatrix<S::Elem>>> {
+    let [l, _, n, m] = source.shape();
     if n != m {
         return Err(Error::NotSquare { rows: n, cols: m });
     }
-    let half = T::lit(0.5);
-    let eye = DMatrix::<T>::identity(n, n);
+    let half = S::Elem::lit(0.5);
+    let eye = DMatrix::<S::Elem>::identity(n, n);
     let mut r = eye.clone();
     let mut out = Vec::with_capacity(l);
     for layer in 0..l {
-        let step = head_average(stack, layer)? * half + &eye * half;
-        r = step * r;
+        let step = head_average(source, layer)? * half + &eye * half;
+        r = crate::num::dense::product(&step.as_matrix_ref(), false, &r.as_matrix_ref());
         if r.iter().any(|x| !x.finite()) {
             return Err(Error::Overflow { what: "rollout" });
         }
@@ -318,10 +377,6 @@ pub struct DepthCollapse {
     pub head_average: Collapse,
     /// Collapse of the rollout R_l.
     pub rollout: Collapse,
-    /// Effective rank of the rollout R_l.
-    pub rollout_effective_rank: f64,
-    /// Effective rank of Ā_l⋯Ā_1.
-    pub head_average_effective_rank: f64,
 }
 
 /// Rank collapse of the per-head and head-averaged attention products and
@@ -344,36 +399,35 @@ pub struct DepthCollapse {
 /// let c = collapse_across_layers(&s, Backend::Auto).unwrap();
 /// assert!(c[1].per_head[0].residual_relative < 1e-15);
 /// ```
-pub fn collapse_across_layers<T: Scalar>(
-    stack: &Stack<T>,
+pub fn collapse_across_layers<S: HeadSource>(
+    source: &S,
     backend: Backend,
 ) -> Result<Vec<DepthCollapse>> {
-    let [_, h, n, m] = stack.shape();
+    let [_, h, n, m] = source.shape();
     if n != m {
         return Err(Error::NotSquare { rows: n, cols: m });
     }
-    let rollouts = rollout(stack)?;
-    let mut products: Vec<DMatrix<T>> = (0..h).map(|_| DMatrix::identity(n, n)).collect();
-    let mut avg_product = DMatrix::<T>::identity(n, n);
+    let rollouts = rollout(source)?;
+    let mut products: Vec<DMatrix<S::Elem>> = (0..h).map(|_| DMatrix::identity(n, n)).collect();
+    let mut avg_product = DMatrix::<S::Elem>::identity(n, n);
     let mut out = Vec::with_capacity(rollouts.len());
     for (layer, r_l) in rollouts.iter().enumerate() {
         let mut per_head = Vec::with_capacity(h);
         for (t, p) in products.iter_mut().enumerate() {
-            *p = stack.matrix(layer, t)? * &*p;
-            per_head.push(rank_collapse(p, backend)?);
+            let a = source.head(layer, t)?;
+            *p = crate::num::dense::product(&a.as_matrix_ref(), false, &p.as_matrix_ref());
+            per_head.push(rank_collapse(&*p, backend)?);
         }
-        avg_product = head_average(stack, layer)? * avg_product;
-        let erank = |a: &DMatrix<T>| -> Result<f64> {
-            let s = singular_values(a, backend)?;
-            Ok(crate::metrics::effective_rank(&s)?.to_f64())
-        };
+        let avg = head_average(source, layer)?;
+        avg_product =
+            crate::num::dense::product(&avg.as_matrix_ref(), false, &avg_product.as_matrix_ref());
+        let head_average = rank_collapse(&avg_product, backend)?;
+        let rollout = rank_collapse(r_l, backend)?;
         out.push(DepthCollapse {
             depth: layer + 1,
             per_head,
-            head_average: rank_collapse(&avg_product, backend)?,
-            rollout: rank_collapse(r_l, backend)?,
-            rollout_effective_rank: erank(r_l)?,
-            head_average_effective_rank: erank(&avg_product)?,
+            head_average,
+            rollout,
         });
     }
     Ok(out)

@@ -1,14 +1,126 @@
-//! The crate's single error type.
+//! The crate's single error type, and the two small types its variants
+//! carry ([`Violation`], [`Method`]).
 //!
 //! Every fallible public function returns [`Result<T>`](Result). Each variant
 //! carries the data a caller needs to act on it (which row, which entry, how
 //! far off). Floating-point payloads are stored as `f64` whatever the scalar
 //! type of the computation, so the enum is not generic.
+//!
+//! This module is the bottom floor of the crate (`docs/ARCHITECTURE.md`): it
+//! imports nothing from the crate. [`Violation`] is re-exported by
+//! [`stochastic`](crate::stochastic) and [`Method`] by [`svd`](crate::svd),
+//! where they are documented in context.
 
 use std::fmt;
 
-use crate::stochastic::Violation;
-use crate::svd::Method;
+/// The algorithm that computed a singular value decomposition (see
+/// [`svd`](crate::svd)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[non_exhaustive]
+pub enum Method {
+    /// nalgebra's bidiagonal implicit-shift QR.
+    Nalgebra,
+    /// faer's bidiagonal divide-and-conquer (values only: implicit-shift QR).
+    Faer,
+    /// The crate's one-sided Jacobi.
+    Jacobi,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Nalgebra => "nalgebra",
+            Method::Faer => "faer",
+            Method::Jacobi => "Jacobi",
+        })
+    }
+}
+
+/// One way in which a matrix fails to be stochastic (see
+/// [`stochastic`](crate::stochastic)).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Violation {
+    /// An entry is NaN or ±∞.
+    NonFinite {
+        /// Row of the entry.
+        row: usize,
+        /// Column of the entry.
+        col: usize,
+    },
+    /// An entry is below −τ.
+    Negative {
+        /// Row of the entry.
+        row: usize,
+        /// Column of the entry.
+        col: usize,
+        /// The entry.
+        value: f64,
+    },
+    /// A row sum differs from 1 by more than τ.
+    RowSum {
+        /// The row.
+        row: usize,
+        /// Its sum.
+        sum: f64,
+        /// sum − 1.
+        deviation: f64,
+    },
+    /// A column sum differs from 1 by more than τ.
+    ColumnSum {
+        /// The column.
+        col: usize,
+        /// Its sum.
+        sum: f64,
+        /// sum − 1.
+        deviation: f64,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::NonFinite { row, col } => {
+                write!(f, "entry ({row}, {col}) is not finite")
+            }
+            Violation::Negative { row, col, value } => {
+                write!(f, "entry ({row}, {col}) is negative: {value:e}")
+            }
+            Violation::RowSum {
+                row,
+                sum,
+                deviation,
+            } => write!(f, "row {row} sums to {sum} (off by {deviation:e})"),
+            Violation::ColumnSum {
+                col,
+                sum,
+                deviation,
+            } => write!(f, "column {col} sums to {sum} (off by {deviation:e})"),
+        }
+    }
+}
+
+impl Violation {
+    /// How far off this violation is: |deviation| for sums, |value| for
+    /// negative entries, +∞ for non-finite entries.
+    ///
+    /// ```
+    /// # use attention_svd::stochastic::Violation;
+    /// let v = Violation::RowSum { row: 0, sum: 0.9, deviation: -0.1 };
+    /// assert_eq!(v.magnitude(), 0.1);
+    /// ```
+    pub fn magnitude(&self) -> f64 {
+        match self {
+            Violation::NonFinite { .. } => f64::INFINITY,
+            Violation::Negative { value, .. } => value.abs(),
+            Violation::RowSum { deviation, .. } | Violation::ColumnSum { deviation, .. } => {
+                deviation.abs()
+            }
+        }
+    }
+}
 
 /// `std::result::Result` specialised to this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
@@ -19,7 +131,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 ///
 /// ```
 /// use attention_svd::{attention::{softmax_rows, Mask}, Error};
-/// use nalgebra::dmatrix;
+/// use attention_svd::nalgebra::dmatrix;
 ///
 /// let logits = dmatrix![0.0_f64, 1.0; 2.0, 3.0];
 /// let mask = Mask::key_padding(vec![false, false]);
@@ -68,6 +180,13 @@ pub enum Error {
         /// What overflowed.
         what: &'static str,
     },
+    /// A nonzero value would become zero in a narrowing conversion (f64 data
+    /// analysed in f32 arithmetic, say): the crate reports the loss instead
+    /// of flushing silently.
+    Underflow {
+        /// What would underflow.
+        what: &'static str,
+    },
     /// Every key of this query row is masked out, so its softmax is undefined.
     ///
     /// Policy: the crate never returns a NaN or an all-zero row for it.
@@ -93,8 +212,10 @@ pub enum Error {
     NoConvergence {
         /// The algorithm that gave up.
         method: Method,
-        /// Iterations (Jacobi: sweeps; nalgebra: implicit-shift QR steps) done.
-        iterations: usize,
+        /// Iterations (Jacobi: sweeps; nalgebra: implicit-shift QR steps)
+        /// done, when the algorithm reports them (`None` for faer, which
+        /// only says that it stopped).
+        iterations: Option<usize>,
         /// The cap that was hit.
         max_iterations: usize,
         /// Jacobi: the largest remaining |cos| of the angle between two columns,
@@ -108,11 +229,13 @@ pub enum Error {
         /// What was wrong with its output.
         reason: &'static str,
     },
-    /// A rank r outside `0..=max` (or `1..=max` where zero makes no sense).
+    /// A rank r outside `min..=max`.
     InvalidRank {
         /// The rank that was asked for.
         rank: usize,
-        /// The largest allowed rank, min(rows, columns).
+        /// The smallest allowed rank (0, or 1 where zero makes no sense).
+        min: usize,
+        /// The largest allowed rank (typically min(rows, columns)).
         max: usize,
     },
     /// A tolerance that is not a finite positive number.
@@ -174,6 +297,9 @@ impl fmt::Display for Error {
                 write!(f, "{what} holds a non-finite value at ({row}, {col})")
             }
             Error::Overflow { what } => write!(f, "{what} overflows the scalar type"),
+            Error::Underflow { what } => {
+                write!(f, "{what} is nonzero but rounds to zero in the scalar type")
+            }
             Error::FullyMaskedRow { row } => {
                 write!(f, "every key of query row {row} is masked out")
             }
@@ -192,20 +318,22 @@ impl fmt::Display for Error {
                 max_iterations,
                 off_diagonal,
             } => {
-                write!(
-                    f,
-                    "{method} SVD did not converge after {iterations} iterations (cap {max_iterations})"
-                )?;
+                match iterations {
+                    Some(1) => write!(f, "{method} SVD did not converge after 1 iteration")?,
+                    Some(i) => write!(f, "{method} SVD did not converge after {i} iterations")?,
+                    None => write!(f, "{method} SVD did not converge")?,
+                }
+                write!(f, " (cap {max_iterations})")?;
                 if let Some(c) = off_diagonal {
-                    write!(f, "; largest remaining |cos| {c:e}")?;
+                    write!(f, "; largest remaining |cos θ| {c:.3e}")?;
                 }
                 Ok(())
             }
             Error::Breakdown { method, reason } => {
                 write!(f, "{method} SVD broke down: {reason}")
             }
-            Error::InvalidRank { rank, max } => {
-                write!(f, "rank {rank} is out of range (at most {max})")
+            Error::InvalidRank { rank, min, max } => {
+                write!(f, "rank {rank} is out of range {min}..={max}")
             }
             Error::InvalidTolerance { name, value } => {
                 write!(
@@ -225,6 +353,21 @@ impl fmt::Display for Error {
             Error::InvalidParameter { name, reason } => {
                 write!(f, "invalid parameter `{name}`: {reason}")
             }
+        }
+    }
+}
+
+impl Error {
+    /// This error, wrapped with the (layer, head) it happened in (kept as
+    /// is if it already names one).
+    pub(crate) fn at_head(self, layer: usize, head: usize) -> Error {
+        match self {
+            e @ Error::AtHead { .. } => e,
+            e => Error::AtHead {
+                layer,
+                head,
+                source: Box::new(e),
+            },
         }
     }
 }

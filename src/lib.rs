@@ -15,45 +15,50 @@
 //!
 //! | module | computes | key items |
 //! |---|---|---|
-//! | [`attention`] | softmax(s·QKᵀ + B) under causal, sliding-window, key-padding, boolean and bias masks; multi-head splitting | [`attention::scaled_dot_product`], [`attention::Mask`] |
-//! | [`stochastic`] | row/column/doubly-stochastic checks naming the failing row or entry | [`stochastic::check_row_stochastic`], [`stochastic::Violation`] |
+//! | [`attention`] | softmax(s·QKᵀ + B) under causal, sliding-window, key-padding, boolean and bias masks; multi-head and grouped-query stacks | [`attention::scaled_dot_product`], [`attention::Mask`], [`attention::Scale`] |
+//! | [`stochastic`] | row/column/doubly-stochastic checks naming the failing row or entry | [`stochastic::check_stochastic`], [`stochastic::Violation`] |
 //! | [`svd`] | thin SVD A = UΣVᵀ with σ sorted and ≥ 0; faer, nalgebra, one-sided Jacobi, validated `Auto` | [`svd::svd`], [`svd::singular_values`], [`svd::Backend`] |
-//! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::LowRank`], [`lowrank::rank_for_energy`] |
+//! | [`lowrank`] | best rank-r approximation, Eckart–Young errors, energy ranks | [`lowrank::truncate`], [`lowrank::rank_for_energy`] |
 //! | [`randomized`] | randomized truncated SVD (Halko–Martinsson–Tropp), seeded | [`randomized::randomized_svd`] |
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
 //! | [`collapse`] | rank collapse of attention products across layers; attention rollout | [`collapse::collapse_across_layers`], [`collapse::rollout`] |
 //! | [`logits`] | SVD of QKᵀ without forming it; logit vs attention rank; temperature sweeps | [`logits::factored_svd`], [`logits::temperature_sweep`] |
-//! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`Stack`] |
-//! | `npy` | reading and writing `.npy` stacks (feature `npy`) | `npy::read_stack`, `npy::read_queries_keys` |
+//! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`HeadSource`] |
+//! | [`io`] | reading and writing attention files (`.npy` with feature `npy`) | `io::npy::read_stack` |
 //!
 //! Every routine is generic over `f32` and `f64` through the sealed
-//! [`Scalar`] trait, takes `nalgebra::DMatrix`, and returns
+//! [`Scalar`] trait, reads its matrices through [`AsMatrixRef`] (nalgebra
+//! matrices and views of any strides, [`MatrixRef`], ndarray arrays with
+//! the `ndarray` feature) without copying them, takes its optional knobs as
+//! one `Copy` parameter value passed last (a `*Params` builder, a
+//! [`svd::Backend`] or an [`attention::Scale`]), and returns
 //! [`Result<_, Error>`](Error): empty or mismatched input, NaN/∞, a fully
-//! masked row, non-convergence and out-of-range parameters are typed errors,
-//! never panics and never NaN in an `Ok`.
+//! masked row, non-convergence and out-of-range parameters are typed
+//! errors, never panics and never NaN in an `Ok`. nalgebra is re-exported
+//! as [`nalgebra`], so no second dependency is needed.
 //!
 //! The theorems the documentation and the tests rely on (σ₁ ≥ 1 for square
 //! row-stochastic matrices, causal attention is nonsingular, Eckart–Young,
 //! 1 ≤ stable rank ≤ effective rank ≤ rank, …) are proved in `docs/THEORY.md`
-//! of the repository.
+//! of the repository; the layering of the modules is in
+//! `docs/ARCHITECTURE.md`.
 //!
 //! ## Example
 //!
 //! ```
-//! use attention_svd::attention::{scaled_dot_product, Mask};
-//! use attention_svd::metrics::summarize;
-//! use attention_svd::stochastic::check_row_stochastic;
-//! use attention_svd::svd::Backend;
-//! use nalgebra::DMatrix;
+//! use attention_svd::attention::{scaled_dot_product, Mask, Scale};
+//! use attention_svd::metrics::{summarize, SummaryParams};
+//! use attention_svd::nalgebra::DMatrix;
+//! use attention_svd::stochastic::{check_stochastic, StochasticParams};
 //!
 //! # fn main() -> Result<(), attention_svd::Error> {
 //! let (n, d) = (32, 8);
 //! let q = DMatrix::from_fn(n, d, |i, j| ((i * d + j) as f64 * 0.61).sin());
 //! let k = DMatrix::from_fn(n, d, |i, j| ((i * d + j) as f64 * 0.29).cos());
-//! let a = scaled_dot_product(&q, &k, &Mask::causal())?;
-//! check_row_stochastic(&a, None)?;
+//! let a = scaled_dot_product(&q, &k, &Mask::causal(), Scale::default())?;
+//! check_stochastic(&a, StochasticParams::row())?;
 //!
-//! let s = summarize(&a, Backend::Auto)?;
+//! let s = summarize(&a, SummaryParams::default())?;
 //! assert!(s.spectral_norm >= 1.0);          // σ₁ ≥ 1 for square row-stochastic A
 //! // Causal attention is nonsingular in exact arithmetic (det = Π aᵢᵢ > 0);
 //! // numerically, σ below the noise floor σ₁·n·ε count as round-off.
@@ -81,10 +86,13 @@
 //! - `faer`: the faer SVD backend ([`svd::Backend::Faer`]), which `Auto`
 //!   runs first on all but small matrices: LAPACK-speed SVD in pure Rust
 //!   (`docs/PERFORMANCE.md`). Without it `Auto` runs nalgebra first.
-//! - `npy`: the `npy` module (reading and writing NumPy `.npy` files),
+//! - `npy`: the `io::npy` module (reading and writing NumPy `.npy` files),
 //!   through the `npyz` crate.
-//! - `parallel`: [`analysis`] runs the heads of a stack in parallel, through
-//!   `rayon`.
+//! - `parallel`: [`analysis`] and the stack routines run heads in parallel,
+//!   through `rayon`.
+//! - `ndarray` (off by default): ndarray's 2-D arrays as matrix inputs and
+//!   its 3-D/4-D arrays as head sources of the whole-model routines
+//!   (`interop` module).
 //! - `serde`: `serde::Serialize` for the [`analysis`] reports (the JSON
 //!   layout is documented there).
 
@@ -94,28 +102,34 @@
 #![warn(missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+// Floors of docs/ARCHITECTURE.md, bottom up: each module imports only
+// from the floors below it.
 pub mod analysis;
-pub mod attention;
-pub mod collapse;
-pub mod logits;
-pub mod lowrank;
-pub mod metrics;
-#[cfg(feature = "npy")]
-#[cfg_attr(docsrs, doc(cfg(feature = "npy")))]
-pub mod npy;
-pub mod randomized;
-pub mod stochastic;
-pub mod svd;
-
-mod check;
-mod dense;
-mod error;
-mod scalar;
-mod stack;
+pub mod attention; // 4
+mod check; // 2
+pub mod collapse; // 6
+mod error; // 0
+#[cfg(feature = "ndarray")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
+pub mod interop; // 4
+pub mod io; // 4
+pub mod logits; // 6
+pub mod lowrank; // 5
+pub mod metrics; // 5
+mod num; // 2
+pub mod randomized; // 5
+mod scalar; // 1
+mod simd; // 0
+mod stack; // 3
+pub mod stochastic; // 4
+pub mod svd; // 4
+mod view; // 2 // 7
 
 pub use error::{Error, Result};
-pub use scalar::Scalar;
-pub use stack::Stack;
+pub use nalgebra;
+pub use scalar::{Precision, Scalar};
+pub use stack::{HeadSource, Stack, StackView};
+pub use view::{AsMatrixRef, MatrixRef};
 
 // The README's Rust example runs as a doctest.
 #[cfg(doctest)]

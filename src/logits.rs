@@ -13,7 +13,7 @@
 //!
 //! at O((n + m)·d² + d³) cost instead of O(n·m·min(n, m)) for the dense SVD
 //! of the formed n×m product (TransformerLens's `FactoredMatrix` works the
-//! same way). The result is a [`LowRank`] of rank r = min(n, m, d); the
+//! same way). The result is an [`Svd`] of rank r = min(n, m, d); the
 //! remaining singular values of Z are exactly zero. Q₁, Q₂ have orthonormal
 //! columns to working precision (Householder QR); the singular values carry
 //! an absolute error O(max(n, m)·d·ε·‖Q‖₂‖K‖₂), the same order as forming
@@ -27,107 +27,118 @@
 //!
 //! # Temperature sweep
 //!
-//! [`temperature_sweep`] computes A(s) = softmax(s·QKᵀ/√d + M) for a list of
-//! scales s: s = 0 gives uniform rows (rank one without a mask, T13), s = 1
-//! is the model's attention, s → ∞ tends to one-hot rows.
+//! [`temperature_sweep`] computes A(t) = softmax(t·s·QKᵀ + M) for a list of
+//! inverse temperatures t (s the [`Scale`], 1/√d by default): t = 0 gives
+//! uniform rows (rank one without a mask, T13), t = 1 is the model's
+//! attention, t → ∞ tends to one-hot rows.
+//!
+//! Every routine takes a [`LogitParams`]: the scale and the SVD backend.
 //!
 //! # Examples
 //!
 //! ```
-//! use attention_svd::logits::factored_svd;
+//! use attention_svd::attention::Scale;
+//! use attention_svd::logits::{factored_svd, LogitParams};
+//! use attention_svd::nalgebra::DMatrix;
 //! use attention_svd::svd::{singular_values, Backend};
-//! use nalgebra::DMatrix;
 //!
 //! let q = DMatrix::<f64>::from_fn(40, 4, |i, j| ((i * 4 + j) as f64 * 0.3).sin());
 //! let k = DMatrix::<f64>::from_fn(30, 4, |i, j| ((i * 4 + j) as f64 * 0.7).cos());
-//! let z = factored_svd(&q, &k, 0.5).unwrap();
+//! let z = factored_svd(&q, &k, LogitParams::default().scale(Scale::fixed(0.5))).unwrap();
 //! assert_eq!(z.rank(), 4);
 //! let dense = singular_values(&(&q * k.transpose() * 0.5), Backend::Auto).unwrap();
-//! for (a, b) in z.singular_values().iter().zip(&dense) {
+//! for (a, b) in z.singular_values().iter().zip(dense.iter()) {
 //!     assert!((a - b).abs() < 1e-12 * dense[0]);
 //! }
 //! assert!(dense[4] < 1e-12 * dense[0]); // rank ≤ d
 //! ```
 
-use nalgebra::DMatrix;
+use crate::attention::{Mask, Scale, scaled_dot_product};
+use crate::metrics::{RankTolerance, SummaryParams, effective_rank, numerical_rank, summarize};
+use crate::num::scale::scale_back;
+use crate::svd::{Backend, Svd, svd};
+use crate::view::AsMatrixRef;
+use crate::{Error, Result, Scalar, check};
 
-use crate::attention::{scaled_dot_product_with_scale, Mask};
-use crate::lowrank::LowRank;
-use crate::metrics::Summary;
-use crate::svd::{svd, Backend};
-use crate::{check, Error, Result, Scalar};
+/// Parameters of the routines of this module: the logit [`Scale`] (default
+/// 1/√d) and the SVD backend (default [`Backend::Auto`]).
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::attention::Scale;
+/// use attention_svd::logits::LogitParams;
+/// use attention_svd::svd::Backend;
+/// let p = LogitParams::default().scale(Scale::fixed(0.125_f32)).backend(Backend::jacobi());
+/// # let _ = p;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogitParams<T> {
+    scale: Scale<T>,
+    backend: Backend,
+}
+
+impl<T: Scalar> Default for LogitParams<T> {
+    fn default() -> Self {
+        LogitParams {
+            scale: Scale::default(),
+            backend: Backend::Auto,
+        }
+    }
+}
+
+impl<T: Scalar> LogitParams<T> {
+    /// Sets the logit scale.
+    pub fn scale(mut self, scale: Scale<T>) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Sets the SVD backend.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+}
 
 /// The SVD of Z = s·QKᵀ from the thin factors, never forming the n×m
 /// product; see the [module docs](self). Rank r = min(n, m, d), σ sorted
 /// non-increasing and ≥ 0 (|s| is taken into the singular values, the sign
-/// of s into U).
+/// of s into U); [`Svd::method`] is that of the r×r core's SVD.
 ///
 /// # Errors
 ///
 /// [`Error::Empty`] / [`Error::NonFinite`] for Q or K;
 /// [`Error::ShapeMismatch`] if their widths differ;
-/// [`Error::InvalidParameter`] for a non-finite scale; the SVD errors of the
-/// d×d core.
-pub fn factored_svd<T: Scalar>(q: &DMatrix<T>, k: &DMatrix<T>, scale: T) -> Result<LowRank<T>> {
-    check::queries_keys(q, k, scale)?;
-    // Scale both factors to max-abs 1 first: the QR and the core then cannot
-    // overflow; the factors are restored in the singular values.
-    let (aq, ak) = (q.amax(), k.amax());
-    let (n, m) = (q.nrows(), k.nrows());
-    if aq == T::zero() || ak == T::zero() || scale == T::zero() {
-        let r = n.min(m).min(q.ncols());
-        return Ok(LowRank::from_parts(
-            DMatrix::identity(n, r),
-            vec![T::zero(); r],
-            DMatrix::identity(r, m),
-        ));
-    }
-    let qr_q = (q / aq).qr();
-    let qr_k = (k / ak).qr();
+/// [`Error::InvalidParameter`] for a non-finite scale; [`Error::Overflow`]
+/// if a singular value exceeds the type's range; the SVD errors of the core.
+pub fn factored_svd<T: Scalar>(
+    q: &impl AsMatrixRef<T>,
+    k: &impl AsMatrixRef<T>,
+    params: LogitParams<T>,
+) -> Result<Svd<T>> {
+    let (q, k) = (q.as_matrix_ref(), k.as_matrix_ref());
+    check::queries_keys(&q, &k)?;
+    let scale = params.scale.value(q.ncols())?;
+    // Both factors scaled to max-abs 1 first: the QRs and the core then
+    // cannot overflow; the factors are restored in the singular values.
+    let nonzero = |x: T| if x == T::zero() { T::one() } else { x };
+    let (aq, ak) = (nonzero(q.amax()), nonzero(k.amax()));
+    let qr_q = q.map(|x| x / aq).qr();
+    let qr_k = k.map(|x| x / ak).qr();
     let (q1, r1) = (qr_q.q(), qr_q.r());
     let (q2, r2) = (qr_k.q(), qr_k.r());
     let core = &r1 * r2.transpose();
-    let f = svd(&core, Backend::Auto)?;
-    let (uc, sc, vct) = f.into_parts();
-    let factors = [aq, ak, scale.abs()];
-    let mut sigma = Vec::with_capacity(sc.len());
-    for s in sc {
-        let v = scale_by(s, factors);
-        if !v.finite() {
-            return Err(Error::Overflow {
-                what: "singular value of s·QKᵀ",
-            });
-        }
-        sigma.push(v);
-    }
+    let f = svd(&core, params.backend)?;
+    let method = f.method();
+    let (uc, mut sigma, vct) = f.into_parts();
+    scale_back(&mut sigma, &[aq, ak, scale.abs()])?;
     let mut u = q1 * uc;
     if scale < T::zero() {
         u.neg_mut();
     }
     let v_t = vct * q2.transpose();
-    Ok(LowRank::from_parts(u, sigma, v_t))
-}
-
-/// x·f₁·f₂·f₃ with the factors applied in the order that keeps the partial
-/// products closest to 1, so that no intermediate overflows or underflows
-/// when the result itself is representable.
-fn scale_by<T: Scalar>(x: T, factors: [T; 3]) -> T {
-    if x == T::zero() {
-        return x;
-    }
-    let mut v = x;
-    let mut left: Vec<T> = factors.to_vec();
-    while !left.is_empty() {
-        // Growing values take the smallest factor next, shrinking ones the largest.
-        let pick = if v.abs() >= T::one() {
-            (0..left.len()).min_by(|&i, &j| left[i].partial_cmp(&left[j]).expect("finite"))
-        } else {
-            (0..left.len()).max_by(|&i, &j| left[i].partial_cmp(&left[j]).expect("finite"))
-        }
-        .expect("non-empty");
-        v *= left.swap_remove(pick);
-    }
-    v
+    Ok(Svd::from_parts(u, sigma, v_t, method))
 }
 
 /// Numerical and effective ranks of the logits and of the attention.
@@ -137,7 +148,7 @@ fn scale_by<T: Scalar>(x: T, factors: [T; 3]) -> T {
 pub struct LogitAttentionRanks {
     /// Head dimension d (the bound on the logit rank).
     pub head_dim: usize,
-    /// Numerical rank of Z = QKᵀ/√d (≤ min(n, m, d)).
+    /// Numerical rank of Z = s·QKᵀ (≤ min(n, m, d)).
     pub logit_numerical_rank: usize,
     /// Effective rank of Z.
     pub logit_effective_rank: f64,
@@ -149,9 +160,9 @@ pub struct LogitAttentionRanks {
     pub attention_energy_rank_99: usize,
 }
 
-/// The ranks of Z = QKᵀ/√d (from [`factored_svd`]) and of
-/// A = softmax(Z + M) (values-only SVD with `backend`), with numpy's default
-/// rank tolerance max(n, m)·ε·σ₁ for both.
+/// The ranks of Z = s·QKᵀ (from [`factored_svd`]) and of
+/// A = softmax(Z + M) (values-only SVD), with numpy's default rank
+/// tolerance max(n, m)·ε·σ₁ for both.
 ///
 /// # Errors
 ///
@@ -162,35 +173,31 @@ pub struct LogitAttentionRanks {
 ///
 /// ```
 /// use attention_svd::attention::Mask;
-/// use attention_svd::logits::logit_and_attention_ranks;
-/// use attention_svd::svd::Backend;
-/// use nalgebra::DMatrix;
+/// use attention_svd::logits::{logit_and_attention_ranks, LogitParams};
+/// use attention_svd::nalgebra::DMatrix;
 ///
 /// let q = DMatrix::<f64>::from_fn(32, 2, |i, j| ((3 * i + j) as f64).sin());
-/// let r = logit_and_attention_ranks(&q, &q, &Mask::none(), Backend::Auto).unwrap();
+/// let r = logit_and_attention_ranks(&q, &q, &Mask::none(), LogitParams::default()).unwrap();
 /// assert!(r.logit_numerical_rank <= 2);
 /// assert!(r.attention_numerical_rank > r.logit_numerical_rank); // softmax raises the rank
 /// ```
 pub fn logit_and_attention_ranks<T: Scalar>(
-    q: &DMatrix<T>,
-    k: &DMatrix<T>,
+    q: &impl AsMatrixRef<T>,
+    k: &impl AsMatrixRef<T>,
     mask: &Mask<T>,
-    backend: Backend,
+    params: LogitParams<T>,
 ) -> Result<LogitAttentionRanks> {
-    check::non_empty(q, "queries")?;
-    let d = q.ncols();
-    let scale = T::one() / T::from_count(d).sqrt();
-    let (n, m) = (q.nrows(), k.nrows());
-    let z = factored_svd(q, k, scale)?;
-    let mut zs = z.singular_values().to_vec();
-    zs.resize(n.min(m), T::zero());
-    let zsum = Summary::from_singular_values(zs, n, m)?;
-    let a = scaled_dot_product_with_scale(q, k, mask, scale)?;
-    let asum = crate::metrics::summarize(&a, backend)?;
+    let (q, k) = (q.as_matrix_ref(), k.as_matrix_ref());
+    let z = factored_svd(&q, &k, params)?;
+    // The r = min(n, m, d) singular values of Z; the others are exactly 0.
+    let zs = z.singular_values();
+    let shape = (q.nrows(), k.nrows());
+    let a = scaled_dot_product(&q, &k, mask, params.scale)?;
+    let asum = summarize(&a, SummaryParams::default().backend(params.backend))?;
     Ok(LogitAttentionRanks {
-        head_dim: d,
-        logit_numerical_rank: zsum.numerical_rank,
-        logit_effective_rank: zsum.effective_rank.to_f64(),
+        head_dim: q.ncols(),
+        logit_numerical_rank: numerical_rank(zs, shape, RankTolerance::default())?,
+        logit_effective_rank: effective_rank(zs)?.to_f64(),
         attention_numerical_rank: asum.numerical_rank,
         attention_effective_rank: asum.effective_rank.to_f64(),
         attention_energy_rank_99: asum.energy_rank_99,
@@ -202,9 +209,10 @@ pub fn logit_and_attention_ranks<T: Scalar>(
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct SweepPoint {
-    /// The scale s multiplying QKᵀ/√d (1 = the model's attention).
+    /// The inverse temperature t multiplying the logits (1 = the model's
+    /// attention).
     pub scale: f64,
-    /// Effective rank of softmax(s·QKᵀ/√d + M).
+    /// Effective rank of softmax(t·s·QKᵀ + M).
     pub effective_rank: f64,
     /// Stable rank.
     pub stable_rank: f64,
@@ -214,48 +222,47 @@ pub struct SweepPoint {
     pub energy_rank_99: usize,
 }
 
-/// Ranks of softmax(s·QKᵀ/√d + M) for each scale s in `scales`.
+/// Ranks of softmax(t·s·QKᵀ + M) for each inverse temperature t in
+/// `temperatures` (s the scale of `params`).
 ///
 /// # Errors
 ///
-/// [`Error::InvalidParameter`] for a non-finite scale; the errors of
-/// [`scaled_dot_product_with_scale`] and of the SVD.
+/// [`Error::InvalidParameter`] for a non-finite t or scale; the errors of
+/// [`scaled_dot_product`] and of the SVD.
 ///
 /// # Examples
 ///
 /// ```
 /// use attention_svd::attention::Mask;
-/// use attention_svd::logits::temperature_sweep;
-/// use attention_svd::svd::Backend;
-/// use nalgebra::DMatrix;
+/// use attention_svd::logits::{temperature_sweep, LogitParams};
+/// use attention_svd::nalgebra::DMatrix;
 ///
 /// let q = DMatrix::<f64>::from_fn(16, 4, |i, j| ((5 * i + j) as f64 * 0.9).sin());
-/// let sweep = temperature_sweep(&q, &q, &Mask::none(), &[0.0, 1.0, 50.0], Backend::Auto).unwrap();
-/// assert_eq!(sweep[0].numerical_rank, 1); // s = 0: uniform attention
+/// let sweep = temperature_sweep(&q, &q, &Mask::none(), &[0.0, 1.0, 50.0], LogitParams::default()).unwrap();
+/// assert_eq!(sweep[0].numerical_rank, 1); // t = 0: uniform attention
 /// assert!(sweep[2].effective_rank > sweep[0].effective_rank);
 /// ```
 pub fn temperature_sweep<T: Scalar>(
-    q: &DMatrix<T>,
-    k: &DMatrix<T>,
+    q: &impl AsMatrixRef<T>,
+    k: &impl AsMatrixRef<T>,
     mask: &Mask<T>,
-    scales: &[T],
-    backend: Backend,
+    temperatures: &[T],
+    params: LogitParams<T>,
 ) -> Result<Vec<SweepPoint>> {
-    check::non_empty(q, "queries")?;
-    let base = T::one() / T::from_count(q.ncols()).sqrt();
-    scales
+    let (q, k) = (q.as_matrix_ref(), k.as_matrix_ref());
+    temperatures
         .iter()
-        .map(|&s| {
-            if !s.finite() {
+        .map(|&t| {
+            if !t.finite() {
                 return Err(Error::InvalidParameter {
-                    name: "scale",
-                    reason: "scales must be finite",
+                    name: "temperature",
+                    reason: "inverse temperatures must be finite",
                 });
             }
-            let a = scaled_dot_product_with_scale(q, k, mask, s * base)?;
-            let sum = crate::metrics::summarize(&a, backend)?;
+            let a = scaled_dot_product(&q, &k, mask, params.scale.times(t))?;
+            let sum = summarize(&a, SummaryParams::default().backend(params.backend))?;
             Ok(SweepPoint {
-                scale: s.to_f64(),
+                scale: t.to_f64(),
                 effective_rank: sum.effective_rank.to_f64(),
                 stable_rank: sum.stable_rank.to_f64(),
                 numerical_rank: sum.numerical_rank,

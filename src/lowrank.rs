@@ -42,8 +42,8 @@
 //!
 //! # Complexity
 //!
-//! O(k) for the spectral functions; O((n + m)·r) to extract the factors and
-//! O(n·m·r) to form A_r densely.
+//! O(k) for the spectral functions; [`truncate`] adds one SVD, and forming A_r
+//! densely ([`Svd::reconstruct`]) costs O(n·m·r).
 //!
 //! # Examples
 //!
@@ -56,106 +56,13 @@
 //! assert!((frobenius_error(&sigma, 1).unwrap() - 5f64.sqrt()).abs() < 1e-15);
 //! ```
 
-use nalgebra::DMatrix;
+use crate::num::sum::norm_of_sorted;
+use crate::svd::{Backend, Svd, svd};
+use crate::view::AsMatrixRef;
+use crate::{Error, Result, Scalar, check};
 
-use crate::stochastic::compensated_sum;
-use crate::svd::{svd, Backend, Svd};
-use crate::{check, Error, Result, Scalar};
-
-/// A rank-r factored matrix U_r·diag(σ_r)·V_rᵀ: U_r is n×r, V_rᵀ is r×m.
-///
-/// # Examples
-///
-/// ```
-/// use attention_svd::{lowrank::LowRank, svd::{svd, Backend}};
-/// use nalgebra::DMatrix;
-///
-/// let a = DMatrix::<f64>::from_fn(5, 4, |i, j| 1.0 / (1 + i + j) as f64);
-/// let a2 = LowRank::from_svd(&svd(&a, Backend::Auto).unwrap(), 2).unwrap();
-/// assert_eq!((a2.rank(), a2.shape()), (2, (5, 4)));
-/// assert_eq!((a2.u().shape(), a2.v_t().shape()), ((5, 2), (2, 4)));
-/// assert_eq!(a2.singular_values().len(), 2);
-/// assert_eq!(a2.to_dense().shape(), (5, 4));
-/// ```
-#[derive(Clone, Debug, PartialEq)]
-pub struct LowRank<T> {
-    u: DMatrix<T>,
-    sigma: Vec<T>,
-    v_t: DMatrix<T>,
-}
-
-impl<T: Scalar> LowRank<T> {
-    /// Wraps factors that already form an SVD (orthonormal columns, σ
-    /// sorted and ≥ 0); shapes are the caller's responsibility.
-    pub(crate) fn from_parts(u: DMatrix<T>, sigma: Vec<T>, v_t: DMatrix<T>) -> Self {
-        LowRank { u, sigma, v_t }
-    }
-
-    /// The rank-r truncation A_r of a factorisation, 0 ≤ r ≤ k.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidRank`] if r > k = min(n, m).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use attention_svd::{lowrank::LowRank, svd::{svd, Backend}};
-    /// use nalgebra::dmatrix;
-    ///
-    /// let a = dmatrix![2.0_f64, 0.0; 0.0, 1.0];
-    /// let a1 = LowRank::from_svd(&svd(&a, Backend::Auto).unwrap(), 1).unwrap();
-    /// assert!((a1.to_dense() - dmatrix![2.0, 0.0; 0.0, 0.0]).norm() < 1e-15);
-    /// ```
-    pub fn from_svd(f: &Svd<T>, r: usize) -> Result<Self> {
-        let k = f.singular_values().len();
-        if r > k {
-            return Err(Error::InvalidRank { rank: r, max: k });
-        }
-        Ok(LowRank {
-            u: f.u().columns(0, r).into_owned(),
-            sigma: f.singular_values()[..r].to_vec(),
-            v_t: f.v_t().rows(0, r).into_owned(),
-        })
-    }
-
-    /// U_r (n×r).
-    pub fn u(&self) -> &DMatrix<T> {
-        &self.u
-    }
-
-    /// σ₁ ≥ … ≥ σ_r.
-    pub fn singular_values(&self) -> &[T] {
-        &self.sigma
-    }
-
-    /// V_rᵀ (r×m).
-    pub fn v_t(&self) -> &DMatrix<T> {
-        &self.v_t
-    }
-
-    /// The number of kept directions r.
-    pub fn rank(&self) -> usize {
-        self.sigma.len()
-    }
-
-    /// The shape (n, m) of the approximated matrix.
-    pub fn shape(&self) -> (usize, usize) {
-        (self.u.nrows(), self.v_t.ncols())
-    }
-
-    /// A_r as a dense n×m matrix.
-    pub fn to_dense(&self) -> DMatrix<T> {
-        let mut us = self.u.clone();
-        for (j, &s) in self.sigma.iter().enumerate() {
-            us.column_mut(j).scale_mut(s);
-        }
-        us * &self.v_t
-    }
-}
-
-/// The best rank-r approximation of `a` in factored form (an SVD with
-/// `backend`, then [`LowRank::from_svd`]).
+/// The best rank-r approximation A_r of `a` in factored form: an SVD with
+/// `backend`, then [`Svd::truncate`].
 ///
 /// # Errors
 ///
@@ -165,20 +72,19 @@ impl<T: Scalar> LowRank<T> {
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::DMatrix;
 /// use attention_svd::{lowrank::truncate, svd::Backend};
-/// use nalgebra::DMatrix;
 ///
 /// let a = DMatrix::<f64>::from_fn(4, 4, |i, j| if j <= i { 1.0 / (i + 1) as f64 } else { 0.0 });
 /// let a2 = truncate(&a, 2, Backend::Auto).unwrap();
 /// assert_eq!(a2.rank(), 2);
-/// assert_eq!(a2.to_dense().shape(), (4, 4));
+/// assert_eq!(a2.reconstruct().shape(), (4, 4));
 /// ```
-pub fn truncate<T: Scalar>(a: &DMatrix<T>, r: usize, backend: Backend) -> Result<LowRank<T>> {
-    let k = a.nrows().min(a.ncols());
-    if r > k {
-        return Err(Error::InvalidRank { rank: r, max: k });
-    }
-    LowRank::from_svd(&svd(a, backend)?, r)
+pub fn truncate<T: Scalar>(a: &impl AsMatrixRef<T>, r: usize, backend: Backend) -> Result<Svd<T>> {
+    let a = a.as_matrix_ref();
+    let (n, m) = a.shape();
+    check::rank(r, 0, n.min(m))?;
+    svd(&a, backend)?.truncate(r)
 }
 
 /// E(r) = Σ_{i≤r} σᵢ² / Σ σᵢ², the share of ‖A‖²_F kept by A_r.
@@ -198,12 +104,7 @@ pub fn truncate<T: Scalar>(a: &DMatrix<T>, r: usize, backend: Backend) -> Result
 /// ```
 pub fn energy_captured<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
     check::nonempty_spectrum(sigma)?;
-    if r > sigma.len() {
-        return Err(Error::InvalidRank {
-            rank: r,
-            max: sigma.len(),
-        });
-    }
+    check::rank(r, 0, sigma.len())?;
     if r == 0 {
         return Ok(if is_zero(sigma) { T::one() } else { T::zero() });
     }
@@ -274,13 +175,8 @@ pub fn rank_for_energy<T: Scalar>(sigma: &[T], target: T) -> Result<usize> {
 /// ```
 pub fn frobenius_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
     check::nonempty_spectrum(sigma)?;
-    if r > sigma.len() {
-        return Err(Error::InvalidRank {
-            rank: r,
-            max: sigma.len(),
-        });
-    }
-    let e = scaled_norm(&sigma[r..]);
+    check::rank(r, 0, sigma.len())?;
+    let e = norm_of_sorted(&sigma[r..]);
     if e.finite() {
         Ok(e)
     } else {
@@ -305,12 +201,7 @@ pub fn frobenius_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
 /// ```
 pub fn spectral_error<T: Scalar>(sigma: &[T], r: usize) -> Result<T> {
     check::nonempty_spectrum(sigma)?;
-    if r > sigma.len() {
-        return Err(Error::InvalidRank {
-            rank: r,
-            max: sigma.len(),
-        });
-    }
+    check::rank(r, 0, sigma.len())?;
     Ok(sigma.get(r).copied().unwrap_or_else(T::zero))
 }
 
@@ -353,17 +244,4 @@ fn normalized_prefix_sums<T: Scalar>(sigma: &[T], f: impl Fn(T) -> T) -> Vec<T> 
         .collect();
     let total = *prefix.last().expect("non-empty");
     prefix.into_iter().map(|p| p / total).collect()
-}
-
-/// √(Σ xᵢ²) for non-negative, non-increasing x, on the scale of x₀.
-pub(crate) fn scaled_norm<T: Scalar>(x: &[T]) -> T {
-    match x.first() {
-        None => T::zero(),
-        Some(&x0) if x0 == T::zero() => T::zero(),
-        Some(&x0) => {
-            // Smallest terms first for accuracy.
-            let ss = compensated_sum(x.iter().rev().map(|&v| (v / x0) * (v / x0)));
-            x0 * ss.sqrt()
-        }
-    }
 }

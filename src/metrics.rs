@@ -41,12 +41,11 @@
 //! assert_eq!(stable_rank(&sigma).unwrap(), 4.0);
 //! ```
 
-use nalgebra::DMatrix;
-
-use crate::lowrank::{rank_for_energy, scaled_norm};
-use crate::stochastic::compensated_sum;
-use crate::svd::{singular_values, Backend};
-use crate::{check, Error, Result, Scalar};
+use crate::lowrank::rank_for_energy;
+use crate::num::sum::{compensated_sum, norm_of_sorted};
+use crate::svd::{Backend, singular_values};
+use crate::view::AsMatrixRef;
+use crate::{Error, Result, Scalar, check};
 
 /// The threshold τ below which singular values count as zero in
 /// [`numerical_rank`]: τ = max(atol, rtol·σ₁).
@@ -195,11 +194,15 @@ pub fn stable_rank<T: Scalar>(sigma: &[T]) -> Result<T> {
 }
 
 /// Numerical rank #{σᵢ > τ} for singular values of an n×m matrix, with τ
-/// from [`RankTolerance`].
+/// from [`RankTolerance`] (the shape sets its default rtol).
+///
+/// `sigma` may hold only the largest singular values (σ.len() ≤ min(n, m),
+/// e.g. the r values of a rank-r factorisation); those not given count as
+/// below τ, which is exact when they are zero and a lower bound otherwise.
 ///
 /// # Errors
 ///
-/// As [`effective_rank`]; [`Error::ShapeMismatch`] if σ.len() ≠ min(n, m);
+/// As [`effective_rank`]; [`Error::ShapeMismatch`] if σ.len() > min(n, m);
 /// [`Error::InvalidTolerance`] for a bad atol/rtol.
 ///
 /// # Examples
@@ -217,7 +220,7 @@ pub fn numerical_rank<T: Scalar>(
 ) -> Result<usize> {
     check::nonempty_spectrum(sigma)?;
     let k = shape.0.min(shape.1);
-    if sigma.len() != k {
+    if sigma.len() > k {
         return Err(Error::ShapeMismatch {
             what: "singular values",
             expected: (k, 1),
@@ -283,7 +286,7 @@ pub fn nuclear_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
 /// ```
 pub fn frobenius_norm<T: Scalar>(sigma: &[T]) -> Result<T> {
     check::nonempty_spectrum(sigma)?;
-    let f = scaled_norm(sigma);
+    let f = norm_of_sorted(sigma);
     if f.finite() {
         Ok(f)
     } else {
@@ -339,7 +342,7 @@ pub struct Summary<T> {
     pub effective_rank: T,
     /// ‖A‖²_F/‖A‖²₂.
     pub stable_rank: T,
-    /// #{σᵢ > τ} with the default τ = max(n, m)·ε·σ₁.
+    /// #{σᵢ > τ}, τ from the [`RankTolerance`] the summary was built with.
     pub numerical_rank: usize,
     /// The τ used for `numerical_rank` (σ below it are round-off).
     pub rank_threshold: T,
@@ -352,25 +355,37 @@ pub struct Summary<T> {
 }
 
 impl<T: Scalar> Summary<T> {
-    /// The summary of the singular values `sigma` of an n×m matrix.
+    /// The summary of the singular values `sigma` (all min(n, m) of them)
+    /// of an n×m matrix, with the numerical rank counted against `tol`.
     ///
     /// # Errors
     ///
-    /// As [`numerical_rank`] (with the default tolerance) and
-    /// [`nuclear_norm`].
+    /// [`Error::ShapeMismatch`] unless σ.len() = min(n, m); as
+    /// [`numerical_rank`] and [`nuclear_norm`].
     ///
     /// # Examples
     ///
     /// ```
-    /// use attention_svd::metrics::Summary;
-    /// let s = Summary::from_singular_values(vec![2.0_f64, 1.0, 0.0], 3, 4).unwrap();
+    /// use attention_svd::metrics::{RankTolerance, Summary};
+    /// let s = Summary::from_singular_values(vec![2.0_f64, 1.0, 0.0], (3, 4), RankTolerance::default()).unwrap();
     /// assert_eq!(s.numerical_rank, 2);
     /// assert_eq!(s.energy_rank_90, 2);
     /// assert_eq!(s.condition_number, f64::INFINITY);
     /// ```
-    pub fn from_singular_values(sigma: Vec<T>, rows: usize, cols: usize) -> Result<Self> {
-        let tolerance = RankTolerance::default();
-        let numerical_rank = numerical_rank(&sigma, (rows, cols), tolerance)?;
+    pub fn from_singular_values(
+        sigma: Vec<T>,
+        (rows, cols): (usize, usize),
+        tol: RankTolerance<T>,
+    ) -> Result<Self> {
+        let k = rows.min(cols);
+        if sigma.len() != k {
+            return Err(Error::ShapeMismatch {
+                what: "singular values",
+                expected: (k, 1),
+                found: (sigma.len(), 1),
+            });
+        }
+        let numerical_rank = numerical_rank(&sigma, (rows, cols), tol)?;
         Ok(Summary {
             rows,
             cols,
@@ -381,7 +396,7 @@ impl<T: Scalar> Summary<T> {
             effective_rank: effective_rank(&sigma)?,
             stable_rank: stable_rank(&sigma)?,
             numerical_rank,
-            rank_threshold: tolerance.threshold(sigma[0], (rows, cols))?,
+            rank_threshold: tol.threshold(sigma[0], (rows, cols))?,
             energy_rank_90: rank_for_energy(&sigma, T::lit(0.9))?,
             energy_rank_99: rank_for_energy(&sigma, T::lit(0.99))?,
             energy_rank_999: rank_for_energy(&sigma, T::lit(0.999))?,
@@ -390,24 +405,70 @@ impl<T: Scalar> Summary<T> {
     }
 }
 
-/// The [`Summary`] of `a`, from a values-only SVD with `backend`.
-///
-/// # Errors
-///
-/// The errors of [`singular_values`].
+/// Parameters of [`summarize`]: the SVD backend (default
+/// [`Backend::Auto`]) and the rank tolerance (default
+/// [`RankTolerance::default`], numpy's).
 ///
 /// # Examples
 ///
 /// ```
-/// use attention_svd::{metrics::summarize, svd::Backend};
-/// use nalgebra::DMatrix;
+/// use attention_svd::metrics::{RankTolerance, SummaryParams};
+/// use attention_svd::svd::Backend;
+/// let p = SummaryParams::default().backend(Backend::jacobi()).rank_tolerance(RankTolerance::relative(1e-6_f64));
+/// # let _ = p;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SummaryParams<T> {
+    backend: Backend,
+    rank_tolerance: RankTolerance<T>,
+}
+
+impl<T: Scalar> Default for SummaryParams<T> {
+    fn default() -> Self {
+        SummaryParams {
+            backend: Backend::Auto,
+            rank_tolerance: RankTolerance::default(),
+        }
+    }
+}
+
+impl<T: Scalar> SummaryParams<T> {
+    /// Sets the SVD backend.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Sets the tolerance of the numerical rank.
+    pub fn rank_tolerance(mut self, tol: RankTolerance<T>) -> Self {
+        self.rank_tolerance = tol;
+        self
+    }
+}
+
+/// The [`Summary`] of `a`, from a values-only SVD.
+///
+/// # Errors
+///
+/// The errors of [`singular_values`] and of
+/// [`Summary::from_singular_values`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::metrics::{summarize, SummaryParams};
+/// use attention_svd::nalgebra::DMatrix;
 ///
 /// let a = DMatrix::<f64>::identity(4, 4);
-/// let s = summarize(&a, Backend::Auto).unwrap();
+/// let s = summarize(&a, SummaryParams::default()).unwrap();
 /// assert!((s.effective_rank - 4.0).abs() < 1e-12);
 /// assert_eq!(s.numerical_rank, 4);
 /// ```
-pub fn summarize<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Summary<T>> {
-    let sigma = singular_values(a, backend)?;
-    Summary::from_singular_values(sigma, a.nrows(), a.ncols())
+pub fn summarize<T: Scalar>(
+    a: &impl AsMatrixRef<T>,
+    params: SummaryParams<T>,
+) -> Result<Summary<T>> {
+    let a = a.as_matrix_ref();
+    let sigma = singular_values(&a, params.backend)?.into_vec();
+    Summary::from_singular_values(sigma, a.shape(), params.rank_tolerance)
 }

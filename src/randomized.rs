@@ -41,27 +41,29 @@
 //! # Examples
 //!
 //! ```
+//! use attention_svd::nalgebra::DMatrix;
 //! use attention_svd::randomized::{randomized_svd, RandomizedParams};
 //! use attention_svd::svd::{singular_values, Backend};
-//! use nalgebra::DMatrix;
 //!
 //! // A matrix of rank 3.
 //! let u = DMatrix::<f64>::from_fn(60, 3, |i, j| ((i * 3 + j) as f64 * 0.37).sin());
 //! let v = DMatrix::<f64>::from_fn(40, 3, |i, j| ((i * 3 + j) as f64 * 0.91).cos());
 //! let a = &u * v.transpose();
-//! let r = randomized_svd(&a, 3, &RandomizedParams::default()).unwrap();
+//! let r = randomized_svd(&a, 3, RandomizedParams::default()).unwrap();
 //! let exact = singular_values(&a, Backend::Auto).unwrap();
-//! for (x, y) in r.singular_values().iter().zip(&exact) {
+//! for (x, y) in r.singular_values().iter().zip(exact.iter()) {
 //!     assert!((x - y).abs() <= 1e-12 * exact[0]);
 //! }
 //! ```
 
 use nalgebra::DMatrix;
 
-use crate::dense::{product, thin_q};
-use crate::lowrank::LowRank;
-use crate::svd::{svd, Backend};
-use crate::{check, Error, Result, Scalar};
+use crate::num::dense::{product, thin_q};
+use crate::num::rng::SplitMix64;
+use crate::num::scale::scale_back;
+use crate::svd::{Backend, Svd, svd};
+use crate::view::AsMatrixRef;
+use crate::{Error, Result, Scalar, check};
 
 /// Parameters of [`randomized_svd`].
 ///
@@ -69,23 +71,18 @@ use crate::{check, Error, Result, Scalar};
 ///
 /// ```
 /// use attention_svd::randomized::RandomizedParams;
-/// let p = RandomizedParams::default().oversampling(20).power_iterations(2).seed(7);
+/// use attention_svd::svd::Backend;
+/// let p = RandomizedParams::default().oversampling(20).power_iterations(2).seed(7).backend(Backend::jacobi());
 /// assert_eq!(p.power_iterations_for(32, 2048), 2);
 /// assert_eq!(RandomizedParams::default().power_iterations_for(32, 2048), 7);
 /// assert_eq!(RandomizedParams::default().power_iterations_for(300, 2048), 4);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RandomizedParams {
     oversampling: usize,
     power_iterations: Option<usize>,
     seed: u64,
-    backend: BackendChoice,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum BackendChoice {
-    Auto,
-    Jacobi,
+    backend: Backend,
 }
 
 impl Default for RandomizedParams {
@@ -95,20 +92,28 @@ impl Default for RandomizedParams {
             oversampling: 10,
             power_iterations: None,
             seed: 0,
-            backend: BackendChoice::Auto,
+            backend: Backend::Auto,
         }
     }
 }
 
 impl RandomizedParams {
-    /// Sets the oversampling p (default 10).
+    /// The largest number of power iterations accepted. Each iteration
+    /// raises the ratios σⱼ/σ_{k+1} to a higher power (module docs); past a
+    /// few dozen the result cannot change in floating point, so a larger
+    /// count is a mistake, not a request for accuracy.
+    pub const MAX_POWER_ITERATIONS: usize = 64;
+
+    /// Sets the oversampling p (default 10; ℓ = k + p is capped at
+    /// min(n, m)).
     pub fn oversampling(mut self, p: usize) -> Self {
         self.oversampling = p;
         self
     }
 
     /// Sets the number of power iterations q (default: 7 if k < 0.1·min(n, m),
-    /// else 4).
+    /// else 4); at most [`RandomizedParams::MAX_POWER_ITERATIONS`], checked
+    /// when the SVD runs.
     pub fn power_iterations(mut self, q: usize) -> Self {
         self.power_iterations = Some(q);
         self
@@ -120,10 +125,9 @@ impl RandomizedParams {
         self
     }
 
-    /// Computes the SVD of the small matrix B with the Jacobi backend
-    /// instead of `Auto`.
-    pub fn jacobi(mut self) -> Self {
-        self.backend = BackendChoice::Jacobi;
+    /// Sets the backend of the SVD of the small matrix B (default `Auto`).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -135,62 +139,65 @@ impl RandomizedParams {
     }
 }
 
-/// The rank-k randomized SVD of `a`; see the [module docs](self).
+/// The rank-k randomized SVD of `a`; see the [module docs](self). The
+/// result's [`Svd::method`] is that of the small SVD of B.
 ///
 /// # Errors
 ///
 /// [`Error::Empty`] / [`Error::NonFinite`] for the input;
-/// [`Error::InvalidRank`] unless 1 ≤ k ≤ min(n, m); [`Error::Overflow`] if
-/// the sketch overflows; the errors of the small SVD.
+/// [`Error::InvalidRank`] unless 1 ≤ k ≤ min(n, m);
+/// [`Error::InvalidParameter`] for more than
+/// [`RandomizedParams::MAX_POWER_ITERATIONS`] power iterations;
+/// [`Error::Overflow`] if the sketch overflows; the errors of the small SVD.
 pub fn randomized_svd<T: Scalar>(
-    a: &DMatrix<T>,
+    a: &impl AsMatrixRef<T>,
     k: usize,
-    params: &RandomizedParams,
-) -> Result<LowRank<T>> {
-    check::matrix(a, "matrix")?;
+    params: RandomizedParams,
+) -> Result<Svd<T>> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
     let (n, m) = a.shape();
     let kmax = n.min(m);
-    if k == 0 || k > kmax {
-        return Err(Error::InvalidRank { rank: k, max: kmax });
-    }
-    let amax = a.amax();
-    if amax == T::zero() {
-        return Ok(LowRank::from_parts(
-            DMatrix::identity(n, k),
-            vec![T::zero(); k],
-            DMatrix::identity(k, m),
-        ));
-    }
-    // Work on A/max|a|: no overflow in the products; σ scale back at the end.
-    let a = a / amax;
-    let l = k.saturating_add(params.oversampling).min(kmax);
+    check::rank(k, 1, kmax)?;
     let q_iters = params.power_iterations_for(k, kmax);
-    let mut rng = SplitMix64(params.seed);
-    let omega = DMatrix::<T>::from_fn(m, l, |_, _| T::lit(rng.normal()));
-    let mut q = orth(product(&a, false, &omega))?;
-    for _ in 0..q_iters {
-        let z = orth(product(&a, true, &q))?;
-        q = orth(product(&a, false, &z))?;
+    if q_iters > RandomizedParams::MAX_POWER_ITERATIONS {
+        return Err(Error::InvalidParameter {
+            name: "power_iterations",
+            reason: "at most 64 power iterations (more cannot change the result)",
+        });
     }
-    let b = product(&q, true, &a);
-    let backend = match params.backend {
-        BackendChoice::Auto => Backend::Auto,
-        BackendChoice::Jacobi => Backend::jacobi(),
-    };
-    let f = svd(&b, backend)?;
-    let (ub, sigma, v_t) = f.into_parts();
-    let u = q * ub.columns(0, k);
-    let mut s = Vec::with_capacity(k);
-    for &x in &sigma[..k] {
-        let v = x * amax;
-        if !v.finite() {
-            return Err(Error::Overflow {
-                what: "singular value",
-            });
+    let l = k.saturating_add(params.oversampling).min(kmax);
+    let amax = a.amax();
+    let (q, b) = if amax == T::zero() {
+        // Any orthonormal Q captures the zero matrix exactly: B = QᵀA = 0.
+        (DMatrix::identity(n, l), DMatrix::zeros(l, m))
+    } else {
+        // Work on A/max|a|: no overflow in the products; σ scale back at the end.
+        let a = a.map(|x| x / amax);
+        let a = a.as_matrix_ref();
+        let omega = DMatrix::<T>::from_vec(m, l, SplitMix64::new(params.seed).normals(m * l));
+        let mut q = orth(product(&a, false, &omega.as_matrix_ref()))?;
+        for _ in 0..q_iters {
+            let z = orth(product(&a, true, &q.as_matrix_ref()))?;
+            q = orth(product(&a, false, &z.as_matrix_ref()))?;
         }
-        s.push(v);
+        let b = product(&q.as_matrix_ref(), true, &a);
+        (q, b)
+    };
+    let f = svd(&b, params.backend)?;
+    let method = f.method();
+    let (ub, mut sigma, v_t) = f.into_parts();
+    let u = product(&q.as_matrix_ref(), false, &ub.columns(0, k).as_matrix_ref());
+    sigma.truncate(k);
+    if amax != T::zero() {
+        scale_back(&mut sigma, &[amax])?;
     }
-    Ok(LowRank::from_parts(u, s, v_t.rows(0, k).into_owned()))
+    Ok(Svd::from_parts(
+        u,
+        sigma,
+        v_t.rows(0, k).into_owned(),
+        method,
+    ))
 }
 
 /// The Q factor of a thin Householder QR, checked for finiteness.
@@ -201,42 +208,4 @@ fn orth<T: Scalar>(y: DMatrix<T>) -> Result<DMatrix<T>> {
         });
     }
     Ok(thin_q(&y))
-}
-
-/// SplitMix64 with Box–Muller: a small, seeded, portable Gaussian source.
-pub(crate) struct SplitMix64(pub(crate) u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A standard normal number.
-    pub(crate) fn normal(&mut self) -> f64 {
-        let (u1, u2) = (self.uniform(), self.uniform());
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
-
-    /// `len` independent standard normal numbers, both of each Box–Muller
-    /// pair used.
-    pub(crate) fn normals<T: Scalar>(&mut self, len: usize) -> Vec<T> {
-        let mut out = Vec::with_capacity(len + 1);
-        while out.len() < len {
-            let (u1, u2) = (self.uniform(), self.uniform());
-            let (r, phi) = ((-2.0 * u1.ln()).sqrt(), std::f64::consts::TAU * u2);
-            out.push(T::lit(r * phi.cos()));
-            out.push(T::lit(r * phi.sin()));
-        }
-        out.truncate(len);
-        out
-    }
 }

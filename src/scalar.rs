@@ -1,4 +1,5 @@
-//! The floating-point types the crate is generic over.
+//! The floating-point types the crate is generic over, and [`Precision`],
+//! the name of one of them as data.
 //!
 //! Every algorithm is written once against [`Scalar`], which is implemented
 //! for `f32` and `f64` only (the trait is sealed). It extends
@@ -13,9 +14,9 @@ mod sealed {
     /// per-type loops of the fused softmax and, with the `faer` feature,
     /// faer's scalar trait so that generic code can call faer.
     #[cfg(feature = "faer")]
-    pub trait Sealed: faer::traits::RealField + crate::attention::exp::Kernel {}
+    pub trait Sealed: faer::traits::RealField + crate::simd::Kernel {}
     #[cfg(not(feature = "faer"))]
-    pub trait Sealed: crate::attention::exp::Kernel {}
+    pub trait Sealed: crate::simd::Kernel {}
     impl Sealed for f32 {}
     impl Sealed for f64 {}
 }
@@ -62,6 +63,100 @@ pub trait Scalar: RealField + Copy + sealed::Sealed + Send + Sync + 'static {
     fn finite(self) -> bool;
     /// `true` if the value is NaN.
     fn is_nan_value(self) -> bool;
+}
+
+/// A floating-point precision, as data: the arithmetic an analysis runs in,
+/// or the type a file stores its values in.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::Precision;
+/// assert_eq!(Precision::of::<f32>(), Precision::F32);
+/// assert_eq!(Precision::F64.epsilon(), f64::EPSILON);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Precision {
+    /// IEEE half precision (binary16), as stored by files only: arithmetic
+    /// runs in `f32` or `f64`.
+    F16,
+    /// bfloat16 (8 exponent bits, 8 significand bits), as stored by files
+    /// only.
+    BF16,
+    /// Single precision.
+    F32,
+    /// Double precision (the default).
+    #[default]
+    F64,
+}
+
+impl Precision {
+    /// The precision of the scalar type `T`.
+    pub fn of<T: Scalar>() -> Self {
+        if T::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
+            Precision::F32
+        } else {
+            Precision::F64
+        }
+    }
+
+    /// Machine epsilon of this precision (2⁻¹⁰, 2⁻⁷, 2⁻²³, 2⁻⁵²).
+    pub fn epsilon(self) -> f64 {
+        match self {
+            Precision::F16 => 2f64.powi(-10),
+            Precision::BF16 => 2f64.powi(-7),
+            Precision::F32 => f64::from(f32::EPSILON),
+            Precision::F64 => f64::EPSILON,
+        }
+    }
+
+    /// The coarser of two precisions (the larger ε).
+    pub fn coarser(self, other: Precision) -> Precision {
+        if self.epsilon() >= other.epsilon() {
+            self
+        } else {
+            other
+        }
+    }
+
+    /// The name used in diagnostics and reports: `"f16"`, `"bf16"`,
+    /// `"f32"`, `"f64"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F16 => "f16",
+            Precision::BF16 => "bf16",
+            Precision::F32 => "f32",
+            Precision::F64 => "f64",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Converts `x` to `U`: exact when widening; when narrowing, rounded to
+/// nearest, with [`Error::Overflow`] for a finite value beyond `U`'s range
+/// and [`Error::Underflow`] for a nonzero value that rounds to zero
+/// (values that become subnormal keep their nonzero-ness and pass).
+/// Non-finite values convert to the same non-finite value: the checks of
+/// the routine that reads them report them.
+pub(crate) fn convert<S: Scalar, U: Scalar>(x: S, what: &'static str) -> crate::Result<U> {
+    let v = U::lit(x.to_f64());
+    if U::MANTISSA_DIGITS >= S::MANTISSA_DIGITS || !x.finite() {
+        return Ok(v);
+    }
+    if !v.finite() {
+        return Err(crate::Error::Overflow { what });
+    }
+    if v == U::zero() && x != S::zero() {
+        return Err(crate::Error::Underflow { what });
+    }
+    Ok(v)
 }
 
 macro_rules! impl_scalar {

@@ -28,12 +28,12 @@
 //! # Examples
 //!
 //! ```
-//! use attention_svd::stochastic::{check_row_stochastic, Violation};
+//! use attention_svd::nalgebra::dmatrix;
+//! use attention_svd::stochastic::{check_stochastic, StochasticParams, Violation};
 //! use attention_svd::Error;
-//! use nalgebra::dmatrix;
 //!
 //! let a = dmatrix![0.5_f64, 0.5; 0.25, 0.70];
-//! match check_row_stochastic(&a, None) {
+//! match check_stochastic(&a, StochasticParams::row()) {
 //!     Err(Error::NotStochastic { violation: Violation::RowSum { row, deviation, .. }, .. }) => {
 //!         assert_eq!(row, 1);
 //!         assert!((deviation + 0.05).abs() < 1e-15);
@@ -42,104 +42,21 @@
 //! }
 //! ```
 
-use std::fmt;
-
-use nalgebra::DMatrix;
-
-use crate::{check, Error, Result, Scalar};
+pub use crate::error::Violation;
+use crate::num::sum::compensated_sum;
+use crate::view::{AsMatrixRef, MatrixRef};
+use crate::{Error, Result, Scalar, check};
 
 /// Which lines of the matrix must be probability vectors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Stochasticity {
     /// Every row sums to one (attention weights).
+    #[default]
     Row,
     /// Every column sums to one.
     Column,
     /// Rows and columns sum to one; the matrix must be square.
     Doubly,
-}
-
-/// One way in which a matrix fails to be stochastic.
-#[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
-pub enum Violation {
-    /// An entry is NaN or ±∞.
-    NonFinite {
-        /// Row of the entry.
-        row: usize,
-        /// Column of the entry.
-        col: usize,
-    },
-    /// An entry is below −τ.
-    Negative {
-        /// Row of the entry.
-        row: usize,
-        /// Column of the entry.
-        col: usize,
-        /// The entry.
-        value: f64,
-    },
-    /// A row sum differs from 1 by more than τ.
-    RowSum {
-        /// The row.
-        row: usize,
-        /// Its sum.
-        sum: f64,
-        /// sum − 1.
-        deviation: f64,
-    },
-    /// A column sum differs from 1 by more than τ.
-    ColumnSum {
-        /// The column.
-        col: usize,
-        /// Its sum.
-        sum: f64,
-        /// sum − 1.
-        deviation: f64,
-    },
-}
-
-impl fmt::Display for Violation {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Violation::NonFinite { row, col } => {
-                write!(f, "entry ({row}, {col}) is not finite")
-            }
-            Violation::Negative { row, col, value } => {
-                write!(f, "entry ({row}, {col}) is negative: {value:e}")
-            }
-            Violation::RowSum {
-                row,
-                sum,
-                deviation,
-            } => write!(f, "row {row} sums to {sum} (off by {deviation:e})"),
-            Violation::ColumnSum {
-                col,
-                sum,
-                deviation,
-            } => write!(f, "column {col} sums to {sum} (off by {deviation:e})"),
-        }
-    }
-}
-
-impl Violation {
-    /// How far off this violation is: |deviation| for sums, |value| for
-    /// negative entries, +∞ for non-finite entries.
-    ///
-    /// ```
-    /// # use attention_svd::stochastic::Violation;
-    /// let v = Violation::RowSum { row: 0, sum: 0.9, deviation: -0.1 };
-    /// assert_eq!(v.magnitude(), 0.1);
-    /// ```
-    pub fn magnitude(&self) -> f64 {
-        match self {
-            Violation::NonFinite { .. } => f64::INFINITY,
-            Violation::Negative { value, .. } => value.abs(),
-            Violation::RowSum { deviation, .. } | Violation::ColumnSum { deviation, .. } => {
-                deviation.abs()
-            }
-        }
-    }
 }
 
 /// The default tolerance for lines of `len` entries: 4·len·ε of `T`.
@@ -154,92 +71,91 @@ pub fn default_tolerance<T: Scalar>(len: usize) -> T {
     T::lit(4.0) * T::from_count(len.max(1)) * T::EPSILON
 }
 
-/// Checks that every row of `a` is a probability vector within `tol`
-/// (default [`default_tolerance`] of the row length m).
+/// What [`check_stochastic`] and [`violations`] check: the kind of
+/// stochasticity and the tolerance τ (default [`default_tolerance`] of the
+/// line length).
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::stochastic::{StochasticParams, Stochasticity};
+/// let p = StochasticParams::<f32>::row().tolerance(1e-5);
+/// assert_eq!(p, StochasticParams::default().kind(Stochasticity::Row).tolerance(1e-5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StochasticParams<T> {
+    kind: Stochasticity,
+    tolerance: Option<T>,
+}
+
+impl<T: Scalar> Default for StochasticParams<T> {
+    /// Rows, with the default tolerance.
+    fn default() -> Self {
+        StochasticParams {
+            kind: Stochasticity::Row,
+            tolerance: None,
+        }
+    }
+}
+
+impl<T: Scalar> StochasticParams<T> {
+    /// Rows must sum to one (the default).
+    pub fn row() -> Self {
+        Self::default()
+    }
+
+    /// Columns must sum to one.
+    pub fn column() -> Self {
+        Self::default().kind(Stochasticity::Column)
+    }
+
+    /// Rows and columns must sum to one.
+    pub fn doubly() -> Self {
+        Self::default().kind(Stochasticity::Doubly)
+    }
+
+    /// Sets the kind of stochasticity.
+    pub fn kind(mut self, kind: Stochasticity) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Sets the tolerance τ (finite and positive; checked when used).
+    pub fn tolerance(mut self, tol: T) -> Self {
+        self.tolerance = Some(tol);
+        self
+    }
+}
+
+/// Checks that `a` is stochastic of the given kind within the tolerance;
+/// see the [module docs](self).
 ///
 /// # Errors
 ///
 /// [`Error::NotStochastic`] with the most severe [`Violation`] (a non-finite
-/// entry first, then the most negative entry, then the largest row-sum
-/// deviation); [`Error::Empty`]; [`Error::InvalidTolerance`] if `tol` is not
-/// finite and positive.
-///
-/// # Examples
-///
-/// ```
-/// use attention_svd::stochastic::check_row_stochastic;
-/// use nalgebra::dmatrix;
-///
-/// assert!(check_row_stochastic(&dmatrix![0.2_f32, 0.8; 1.0, 0.0], None).is_ok());
-/// assert!(check_row_stochastic(&dmatrix![0.2_f32, 0.7; 1.0, 0.0], Some(0.2)).is_ok());
-/// ```
-pub fn check_row_stochastic<T: Scalar>(a: &DMatrix<T>, tol: Option<T>) -> Result<()> {
-    check_stochastic(a, Stochasticity::Row, tol)
-}
-
-/// Checks that every column of `a` is a probability vector within `tol`
-/// (default [`default_tolerance`] of the column length n).
-///
-/// # Errors
-///
-/// As [`check_row_stochastic`], with column sums.
-///
-/// # Examples
-///
-/// ```
-/// use attention_svd::stochastic::check_column_stochastic;
-/// use nalgebra::dmatrix;
-///
-/// assert!(check_column_stochastic(&dmatrix![0.2_f64, 1.0; 0.8, 0.0], None).is_ok());
-/// ```
-pub fn check_column_stochastic<T: Scalar>(a: &DMatrix<T>, tol: Option<T>) -> Result<()> {
-    check_stochastic(a, Stochasticity::Column, tol)
-}
-
-/// Checks that the square matrix `a` is doubly stochastic within `tol`
-/// (default [`default_tolerance`] of n).
-///
-/// # Errors
-///
-/// As [`check_row_stochastic`], and [`Error::NotSquare`].
-///
-/// # Examples
-///
-/// ```
-/// use attention_svd::stochastic::check_doubly_stochastic;
-/// use nalgebra::dmatrix;
-///
-/// assert!(check_doubly_stochastic(&dmatrix![0.3_f64, 0.7; 0.7, 0.3], None).is_ok());
-/// assert!(check_doubly_stochastic(&dmatrix![0.3_f64, 0.7; 0.3, 0.7], None).is_err());
-/// ```
-pub fn check_doubly_stochastic<T: Scalar>(a: &DMatrix<T>, tol: Option<T>) -> Result<()> {
-    check_stochastic(a, Stochasticity::Doubly, tol)
-}
-
-/// Checks `a` for the given kind of stochasticity; see
-/// [`check_row_stochastic`].
-///
-/// # Errors
-///
-/// As [`check_row_stochastic`]; [`Error::NotSquare`] for
+/// entry first, then the most negative entry, then the largest line-sum
+/// deviation); [`Error::Empty`]; [`Error::InvalidTolerance`] if the
+/// tolerance is not finite and positive; [`Error::NotSquare`] for
 /// [`Stochasticity::Doubly`] on a non-square matrix.
 ///
 /// # Examples
 ///
 /// ```
-/// use attention_svd::stochastic::{check_stochastic, Stochasticity};
-/// use nalgebra::dmatrix;
+/// use attention_svd::nalgebra::dmatrix;
+/// use attention_svd::stochastic::{check_stochastic, StochasticParams};
 ///
-/// let a = dmatrix![0.5_f64, 0.5; 0.5, 0.5];
-/// assert!(check_stochastic(&a, Stochasticity::Doubly, None).is_ok());
+/// assert!(check_stochastic(&dmatrix![0.2_f32, 0.8; 1.0, 0.0], StochasticParams::row()).is_ok());
+/// assert!(check_stochastic(&dmatrix![0.2_f32, 0.7; 1.0, 0.0], StochasticParams::row().tolerance(0.2)).is_ok());
+/// assert!(check_stochastic(&dmatrix![0.2_f64, 1.0; 0.8, 0.0], StochasticParams::column()).is_ok());
+/// assert!(check_stochastic(&dmatrix![0.3_f64, 0.7; 0.3, 0.7], StochasticParams::doubly()).is_err());
 /// ```
 pub fn check_stochastic<T: Scalar>(
-    a: &DMatrix<T>,
-    kind: Stochasticity,
-    tol: Option<T>,
+    a: &impl AsMatrixRef<T>,
+    params: StochasticParams<T>,
 ) -> Result<()> {
-    let tolerance = resolve_tolerance(a, kind, tol)?;
-    let all = violations(a, kind, Some(tolerance))?;
+    let a = a.as_matrix_ref();
+    let tolerance = resolve_tolerance(&a, params)?;
+    let all = collect_violations(&a, params.kind, tolerance);
     match worst(all) {
         None => Ok(()),
         Some(violation) => Err(Error::NotStochastic {
@@ -249,11 +165,9 @@ pub fn check_stochastic<T: Scalar>(
     }
 }
 
-/// Every violation of the given kind of stochasticity within `tol` (default
-/// as in [`check_stochastic`]), in the order: non-finite and negative
-/// entries (row-major), then row sums, then column sums.
-///
-/// An empty vector means the check passes.
+/// Every violation of the given kind of stochasticity within the
+/// tolerance, in the order: non-finite and negative entries (row-major),
+/// then row sums, then column sums. An empty vector means the check passes.
 ///
 /// # Errors
 ///
@@ -263,25 +177,33 @@ pub fn check_stochastic<T: Scalar>(
 /// # Examples
 ///
 /// ```
-/// use attention_svd::stochastic::{violations, Stochasticity, Violation};
-/// use nalgebra::dmatrix;
+/// use attention_svd::nalgebra::dmatrix;
+/// use attention_svd::stochastic::{violations, StochasticParams, Violation};
 ///
 /// let a = dmatrix![1.5_f64, -0.5; 0.5, 0.5; 0.9, 0.0];
-/// let v = violations(&a, Stochasticity::Row, None).unwrap();
+/// let v = violations(&a, StochasticParams::row()).unwrap();
 /// assert_eq!(v.len(), 2);
 /// assert!(matches!(v[0], Violation::Negative { row: 0, col: 1, .. }));
 /// assert!(matches!(v[1], Violation::RowSum { row: 2, .. }));
 /// ```
 pub fn violations<T: Scalar>(
-    a: &DMatrix<T>,
-    kind: Stochasticity,
-    tol: Option<T>,
+    a: &impl AsMatrixRef<T>,
+    params: StochasticParams<T>,
 ) -> Result<Vec<Violation>> {
-    let tol = resolve_tolerance(a, kind, tol)?;
+    let a = a.as_matrix_ref();
+    let tol = resolve_tolerance(&a, params)?;
+    Ok(collect_violations(&a, params.kind, tol))
+}
+
+fn collect_violations<T: Scalar>(
+    a: &MatrixRef<'_, T>,
+    kind: Stochasticity,
+    tol: T,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     for row in 0..a.nrows() {
         for col in 0..a.ncols() {
-            let x = a[(row, col)];
+            let x = a.get(row, col);
             if !x.finite() {
                 out.push(Violation::NonFinite { row, col });
             } else if x < -tol {
@@ -293,93 +215,94 @@ pub fn violations<T: Scalar>(
             }
         }
     }
-    if !out.is_empty() && out.iter().any(|v| matches!(v, Violation::NonFinite { .. })) {
+    if out.iter().any(|v| matches!(v, Violation::NonFinite { .. })) {
         // Sums of lines with NaN/∞ carry no further information.
-        return Ok(out);
+        return out;
     }
     if matches!(kind, Stochasticity::Row | Stochasticity::Doubly) {
-        for (row, sum) in row_sums(a).into_iter().enumerate() {
-            let deviation = deviation_of(sum);
-            if deviation.abs() > tol {
+        for (row, sum) in line_sums(a, true).into_iter().enumerate() {
+            if let Some((sum, deviation)) = exceeds(sum, tol) {
                 out.push(Violation::RowSum {
                     row,
-                    sum: sum.to_f64(),
-                    deviation: deviation.to_f64(),
+                    sum,
+                    deviation,
                 });
             }
         }
     }
     if matches!(kind, Stochasticity::Column | Stochasticity::Doubly) {
-        for (col, sum) in column_sums(a).into_iter().enumerate() {
-            let deviation = deviation_of(sum);
-            if deviation.abs() > tol {
+        for (col, sum) in line_sums(a, false).into_iter().enumerate() {
+            if let Some((sum, deviation)) = exceeds(sum, tol) {
                 out.push(Violation::ColumnSum {
                     col,
-                    sum: sum.to_f64(),
-                    deviation: deviation.to_f64(),
+                    sum,
+                    deviation,
                 });
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// max_i |Σ_j a_ij − 1|: how far the rows are from summing to one.
 ///
 /// # Errors
 ///
-/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries;
-/// [`Error::Overflow`] if a row sum exceeds the type's range.
+/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries. Sums are
+/// formed on the scale of each line's largest entry, so the result is
+/// finite whenever it is representable; a deviation beyond the type's
+/// range is [`Error::Overflow`].
 ///
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::dmatrix;
 /// use attention_svd::stochastic::max_row_sum_deviation;
-/// use nalgebra::dmatrix;
 ///
 /// let d = max_row_sum_deviation(&dmatrix![0.5_f64, 0.5; 0.5, 0.25]).unwrap();
 /// assert_eq!(d, 0.25);
+/// // Σ = MAX + MAX − MAX = MAX: representable, although MAX + MAX is not.
+/// let m = f64::MAX;
+/// assert_eq!(max_row_sum_deviation(&dmatrix![m, m, -m]).unwrap(), m);
 /// ```
-pub fn max_row_sum_deviation<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
-    check::matrix(a, "matrix")?;
-    max_deviation(row_sums(a), "row sum")
+pub fn max_row_sum_deviation<T: Scalar>(a: &impl AsMatrixRef<T>) -> Result<T> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    max_deviation(line_sums(&a, true), "row sum")
 }
 
 /// max_j |Σ_i a_ij − 1|: how far the columns are from summing to one.
 ///
 /// # Errors
 ///
-/// [`Error::Empty`]; [`Error::NonFinite`] for NaN/±∞ entries;
-/// [`Error::Overflow`] if a column sum exceeds the type's range.
+/// As [`max_row_sum_deviation`].
 ///
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::dmatrix;
 /// use attention_svd::stochastic::max_column_sum_deviation;
-/// use nalgebra::dmatrix;
 ///
 /// let d = max_column_sum_deviation(&dmatrix![0.5_f64, 0.5; 0.5, 0.25]).unwrap();
 /// assert_eq!(d, 0.25);
 /// ```
-pub fn max_column_sum_deviation<T: Scalar>(a: &DMatrix<T>) -> Result<T> {
-    check::matrix(a, "matrix")?;
-    max_deviation(column_sums(a), "column sum")
+pub fn max_column_sum_deviation<T: Scalar>(a: &impl AsMatrixRef<T>) -> Result<T> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    max_deviation(line_sums(&a, false), "column sum")
 }
 
-fn resolve_tolerance<T: Scalar>(a: &DMatrix<T>, kind: Stochasticity, tol: Option<T>) -> Result<T> {
+fn resolve_tolerance<T: Scalar>(a: &MatrixRef<'_, T>, params: StochasticParams<T>) -> Result<T> {
     check::non_empty(a, "matrix")?;
-    if kind == Stochasticity::Doubly && a.nrows() != a.ncols() {
-        return Err(Error::NotSquare {
-            rows: a.nrows(),
-            cols: a.ncols(),
-        });
+    let (n, m) = a.shape();
+    if params.kind == Stochasticity::Doubly && n != m {
+        return Err(Error::NotSquare { rows: n, cols: m });
     }
-    match tol {
-        Some(t) => check::tolerance(t, "tol"),
-        None => Ok(default_tolerance(match kind {
-            Stochasticity::Row => a.ncols(),
-            Stochasticity::Column => a.nrows(),
-            Stochasticity::Doubly => a.nrows(),
+    match params.tolerance {
+        Some(t) => check::tolerance(t, "tolerance"),
+        None => Ok(default_tolerance(match params.kind {
+            Stochasticity::Row => m,
+            Stochasticity::Column | Stochasticity::Doubly => n,
         })),
     }
 }
@@ -407,51 +330,47 @@ fn worst(all: Vec<Violation>) -> Option<Violation> {
     best
 }
 
-/// sum − 1, or +∞ when the sum overflowed (compensated summation then
-/// yields ±∞ or NaN).
-fn deviation_of<T: Scalar>(sum: T) -> T {
-    if sum.finite() {
-        sum - T::one()
-    } else {
-        T::INFINITY
-    }
+/// A line sum as (scale, Σ aᵢ/scale): scale = the line's max |aᵢ| (1 if
+/// that is below 1), so the scaled sum of finite entries cannot overflow.
+type LineSum<T> = (T, T);
+
+/// Row (`rows = true`) or column sums of a finite matrix, scaled.
+fn line_sums<T: Scalar>(a: &MatrixRef<'_, T>, rows: bool) -> Vec<LineSum<T>> {
+    let (n, m) = a.shape();
+    let (lines, len) = if rows { (n, m) } else { (m, n) };
+    let at = |l: usize, t: usize| if rows { a.get(l, t) } else { a.get(t, l) };
+    (0..lines)
+        .map(|l| {
+            let scale = (0..len).fold(T::one(), |s, t| s.max(at(l, t).abs()));
+            (scale, compensated_sum((0..len).map(|t| at(l, t) / scale)))
+        })
+        .collect()
 }
 
-fn max_deviation<T: Scalar>(sums: Vec<T>, what: &'static str) -> Result<T> {
+/// sum − 1 computed on the line's scale: scale·(Σ/scale − 1/scale). Finite
+/// whenever the deviation itself is representable.
+fn deviation<T: Scalar>((scale, scaled): LineSum<T>) -> T {
+    (scaled - T::one() / scale) * scale
+}
+
+/// (sum, deviation) in f64 if |sum − 1| > τ (non-finite counts as beyond).
+fn exceeds<T: Scalar>(line: LineSum<T>, tol: T) -> Option<(f64, f64)> {
+    let d = deviation(line);
+    let beyond = !d.finite() || d.abs() > tol;
+    beyond.then(|| {
+        let (scale, scaled) = line;
+        (scaled.to_f64() * scale.to_f64(), d.to_f64())
+    })
+}
+
+fn max_deviation<T: Scalar>(sums: Vec<LineSum<T>>, what: &'static str) -> Result<T> {
     let mut max = T::zero();
-    for s in sums {
-        if !s.finite() {
+    for line in sums {
+        let d = deviation(line);
+        if !d.finite() {
             return Err(Error::Overflow { what });
         }
-        max = max.max((s - T::one()).abs());
+        max = max.max(d.abs());
     }
     Ok(max)
-}
-
-/// Neumaier's compensated sum: error O(ε)·Σ|x| independent of the length.
-pub(crate) fn compensated_sum<T: Scalar>(values: impl Iterator<Item = T>) -> T {
-    let mut sum = T::zero();
-    let mut c = T::zero();
-    for x in values {
-        let t = sum + x;
-        if sum.abs() >= x.abs() {
-            c += (sum - t) + x;
-        } else {
-            c += (x - t) + sum;
-        }
-        sum = t;
-    }
-    sum + c
-}
-
-fn row_sums<T: Scalar>(a: &DMatrix<T>) -> Vec<T> {
-    (0..a.nrows())
-        .map(|i| compensated_sum(a.row(i).iter().copied()))
-        .collect()
-}
-
-fn column_sums<T: Scalar>(a: &DMatrix<T>) -> Vec<T> {
-    (0..a.ncols())
-        .map(|j| compensated_sum(a.column(j).iter().copied()))
-        .collect()
 }

@@ -13,8 +13,8 @@ use attention_svd::Scalar;
 use nalgebra::DMatrix;
 
 use accuracy_suite::{
-    graded, graded_table, ratio_table, ratios_of, run, Ratios, AUTO, FAER, JACOBI, NALGEBRA,
-    THRESHOLD,
+    AUTO, FAER, JACOBI, NALGEBRA, Ratios, THRESHOLD, graded, graded_table, ratio_table, ratios_of,
+    run,
 };
 
 /// Jacobi and Auto pass every ratio; Auto falls back on every matrix where

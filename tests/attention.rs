@@ -1,11 +1,11 @@
 //! Attention weights: masks, the KV-cache offset, multi-head splitting,
 //! agreement across precisions, and every error path.
 
-use attention_svd::attention::{
-    multi_head, scaled_dot_product, scaled_dot_product_with_scale, softmax_rows, split_heads, Mask,
-};
 use attention_svd::Error;
-use nalgebra::{dmatrix, DMatrix};
+use attention_svd::attention::{
+    Mask, multi_head, scaled_dot_product, scaled_dot_product_with_scale, softmax_rows, split_heads,
+};
+use nalgebra::{DMatrix, dmatrix};
 
 fn qk(n: usize, m: usize, d: usize) -> (DMatrix<f64>, DMatrix<f64>) {
     let q = DMatrix::from_fn(n, d, |i, j| ((i * d + j) as f64 * 0.37).sin());

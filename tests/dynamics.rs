@@ -1,13 +1,13 @@
 //! Rank collapse, rollout, logit rank and the factored SVD of QKᵀ, each tied
 //! to its theorem in `docs/THEORY.md` (T8, T13, T15–T18), for f32 and f64.
 
-use attention_svd::attention::{softmax_rows, Mask};
+use attention_svd::attention::{Mask, softmax_rows};
 use attention_svd::collapse::{
     attention_product, collapse_across_layers, composite_norm, rank_collapse, rollout,
 };
 use attention_svd::logits::{factored_svd, logit_and_attention_ranks, temperature_sweep};
 use attention_svd::stochastic::{check_row_stochastic, default_tolerance};
-use attention_svd::svd::{singular_values, Backend};
+use attention_svd::svd::{Backend, singular_values};
 use attention_svd::{Error, Scalar, Stack};
 use nalgebra::DMatrix;
 use proptest::prelude::*;

@@ -3,8 +3,8 @@
 //! ±1e±30 (f32) and ordinary numbers. Every call must return `Ok` with
 //! finite, valid results or a typed `Err`; a panic fails the test.
 
-use attention_svd::analysis::{analyze, Options, Precision};
-use attention_svd::attention::{multi_head, scaled_dot_product_with_scale, softmax_rows, Mask};
+use attention_svd::analysis::{Options, Precision, analyze};
+use attention_svd::attention::{Mask, multi_head, scaled_dot_product_with_scale, softmax_rows};
 use attention_svd::collapse::rank_collapse;
 use attention_svd::logits::factored_svd;
 use attention_svd::lowrank::{
@@ -12,13 +12,13 @@ use attention_svd::lowrank::{
     rank_for_energy, spectral_error,
 };
 use attention_svd::metrics::{
-    condition_number, effective_rank, numerical_rank, stable_rank, RankTolerance, Summary,
+    RankTolerance, Summary, condition_number, effective_rank, numerical_rank, stable_rank,
 };
-use attention_svd::randomized::{randomized_svd, RandomizedParams};
+use attention_svd::randomized::{RandomizedParams, randomized_svd};
 use attention_svd::stochastic::{
-    check_row_stochastic, max_row_sum_deviation, violations, Stochasticity,
+    Stochasticity, check_row_stochastic, max_row_sum_deviation, violations,
 };
-use attention_svd::svd::{singular_values, svd, Backend};
+use attention_svd::svd::{Backend, singular_values, svd};
 use attention_svd::{Scalar, Stack};
 use nalgebra::DMatrix;
 use proptest::prelude::*;

@@ -1,11 +1,11 @@
 //! Low-rank truncation and energy functions: conventions and error paths.
 
-use attention_svd::lowrank::{
-    cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
-    rank_for_energy, spectral_error, truncate, LowRank,
-};
-use attention_svd::svd::{svd, Backend};
 use attention_svd::Error;
+use attention_svd::lowrank::{
+    LowRank, cumulative_energy, energy_captured, frobenius_error,
+    normalized_cumulative_singular_values, rank_for_energy, spectral_error, truncate,
+};
+use attention_svd::svd::{Backend, svd};
 use nalgebra::DMatrix;
 
 #[test]

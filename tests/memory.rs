@@ -8,7 +8,7 @@
 
 use std::io::Write;
 
-use attention_svd::analysis::{analyze, Options};
+use attention_svd::analysis::{Options, analyze};
 use attention_svd::npy;
 
 const SHAPE: [usize; 4] = [12, 12, 512, 512];

@@ -1,11 +1,11 @@
 //! Rank metrics: known values, conventions, tolerances and error paths.
 
+use attention_svd::Error;
 use attention_svd::metrics::{
-    condition_number, effective_rank, frobenius_norm, nuclear_norm, numerical_rank, spectral_norm,
-    stable_rank, summarize, RankTolerance, Summary,
+    RankTolerance, Summary, condition_number, effective_rank, frobenius_norm, nuclear_norm,
+    numerical_rank, spectral_norm, stable_rank, summarize,
 };
 use attention_svd::svd::Backend;
-use attention_svd::Error;
 use nalgebra::DMatrix;
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use attention_svd::{npy, Error, Stack};
+use attention_svd::{Error, Stack, npy};
 use nalgebra::dmatrix;
 
 fn temp(name: &str) -> PathBuf {

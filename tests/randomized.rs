@@ -2,10 +2,10 @@
 //! property σ̃ᵢ ≤ σᵢ, Eckart–Young optimality of the exact truncation,
 //! determinism of the seed, accuracy on fast-decaying attention, errors.
 
-use attention_svd::attention::{softmax_rows, Mask};
-use attention_svd::lowrank::{frobenius_error, LowRank};
-use attention_svd::randomized::{randomized_svd, RandomizedParams};
-use attention_svd::svd::{svd, Backend};
+use attention_svd::attention::{Mask, softmax_rows};
+use attention_svd::lowrank::{LowRank, frobenius_error};
+use attention_svd::randomized::{RandomizedParams, randomized_svd};
+use attention_svd::svd::{Backend, svd};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
 use proptest::prelude::*;

@@ -1,11 +1,11 @@
 //! Proof on real data: the shipped all-MiniLM-L6-v2 attention
 //! (`data/minilm`, see its README for provenance).
 
-use attention_svd::analysis::{analyze, attention_from_queries_keys, Options, Precision};
+use attention_svd::analysis::{Options, Precision, analyze, attention_from_queries_keys};
 use attention_svd::attention::Mask;
 use attention_svd::stochastic::check_row_stochastic;
-use attention_svd::svd::{singular_values, Backend};
-use attention_svd::{npy, Stack};
+use attention_svd::svd::{Backend, singular_values};
+use attention_svd::{Stack, npy};
 use serde_json::Value;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");

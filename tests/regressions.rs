@@ -1,17 +1,17 @@
 //! Regressions found in review, one test each.
 
-use attention_svd::attention::{softmax_rows, Mask};
+use attention_svd::Error;
+use attention_svd::attention::{Mask, softmax_rows};
 use attention_svd::lowrank::{
     cumulative_energy, energy_captured, frobenius_error, rank_for_energy,
 };
-use attention_svd::metrics::{effective_rank, stable_rank, RankTolerance};
-use attention_svd::randomized::{randomized_svd, RandomizedParams};
+use attention_svd::metrics::{RankTolerance, effective_rank, stable_rank};
+use attention_svd::randomized::{RandomizedParams, randomized_svd};
 use attention_svd::stochastic::{
-    check_row_stochastic, default_tolerance, max_row_sum_deviation, Violation,
+    Violation, check_row_stochastic, default_tolerance, max_row_sum_deviation,
 };
-use attention_svd::svd::{singular_values, svd, Backend, JacobiParams, NalgebraParams};
-use attention_svd::Error;
-use nalgebra::{dmatrix, DMatrix};
+use attention_svd::svd::{Backend, JacobiParams, NalgebraParams, singular_values, svd};
+use nalgebra::{DMatrix, dmatrix};
 
 #[test]
 fn overflowing_row_sums_are_violations_not_passes() {
@@ -159,8 +159,8 @@ fn jacobi_keeps_small_singular_values_to_relative_accuracy() {
 
 #[test]
 fn rollout_and_head_average_reject_non_finite_stacks() {
-    use attention_svd::collapse::{head_average, rollout};
     use attention_svd::Stack;
+    use attention_svd::collapse::{head_average, rollout};
     let s = Stack::new([1, 1, 2, 2], vec![f64::NAN, 1.0, 0.5, 0.5]).unwrap();
     assert!(matches!(rollout(&s), Err(Error::NonFinite { .. })));
     // Averaging two huge finite heads does not overflow.

@@ -1,12 +1,12 @@
 //! Stochasticity checks: which row or entry fails, by how much, and errors.
 
-use attention_svd::stochastic::{
-    check_column_stochastic, check_doubly_stochastic, check_row_stochastic, check_stochastic,
-    default_tolerance, max_column_sum_deviation, max_row_sum_deviation, violations, Stochasticity,
-    Violation,
-};
 use attention_svd::Error;
-use nalgebra::{dmatrix, DMatrix};
+use attention_svd::stochastic::{
+    Stochasticity, Violation, check_column_stochastic, check_doubly_stochastic,
+    check_row_stochastic, check_stochastic, default_tolerance, max_column_sum_deviation,
+    max_row_sum_deviation, violations,
+};
+use nalgebra::{DMatrix, dmatrix};
 
 #[test]
 fn passes_within_default_tolerance() {
@@ -68,9 +68,10 @@ fn lists_every_violation() {
     assert!(matches!(v[1], Violation::RowSum { row: 0, .. }));
     assert!(matches!(v[2], Violation::RowSum { row: 1, .. }));
     let v = violations(&a, Stochasticity::Column, Some(0.05)).unwrap();
-    assert!(v
-        .iter()
-        .any(|x| matches!(x, Violation::ColumnSum { col: 1, .. })));
+    assert!(
+        v.iter()
+            .any(|x| matches!(x, Violation::ColumnSum { col: 1, .. }))
+    );
     assert!(v.iter().all(|x| x.magnitude() > 0.05));
 }
 

@@ -1,7 +1,7 @@
 //! The SVD backends: factor properties, special matrices, the all-ones trap,
 //! iteration caps and error paths.
 
-use attention_svd::svd::{singular_values, svd, Backend, JacobiParams, Method, NalgebraParams};
+use attention_svd::svd::{Backend, JacobiParams, Method, NalgebraParams, singular_values, svd};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -182,9 +182,10 @@ fn special_matrices<T: Scalar>() {
         for (n, m) in [(4, 4), (6, 3), (3, 6)] {
             let i = DMatrix::<T>::identity(n, m);
             let s = singular_values(&i, backend).unwrap();
-            assert!(s
-                .iter()
-                .all(|&x| (x - T::one()).abs() <= tol::<T>(n.max(m))));
+            assert!(
+                s.iter()
+                    .all(|&x| (x - T::one()).abs() <= tol::<T>(n.max(m)))
+            );
         }
         // 1×1, 1×m, n×1.
         let s = singular_values(&DMatrix::from_element(1, 1, T::lit(-2.5)), backend).unwrap();

@@ -1,14 +1,14 @@
 //! One test per theorem of `docs/THEORY.md`; each runs for f32 and f64.
 
-use attention_svd::attention::{scaled_dot_product_with_scale, softmax_rows, Mask};
-use attention_svd::lowrank::{
-    cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
-    rank_for_energy, spectral_error, LowRank,
-};
-use attention_svd::metrics::{effective_rank, numerical_rank, stable_rank, RankTolerance};
-use attention_svd::stochastic::check_row_stochastic;
-use attention_svd::svd::{singular_values, svd, Backend};
 use attention_svd::Scalar;
+use attention_svd::attention::{Mask, scaled_dot_product_with_scale, softmax_rows};
+use attention_svd::lowrank::{
+    LowRank, cumulative_energy, energy_captured, frobenius_error,
+    normalized_cumulative_singular_values, rank_for_energy, spectral_error,
+};
+use attention_svd::metrics::{RankTolerance, effective_rank, numerical_rank, stable_rank};
+use attention_svd::stochastic::check_row_stochastic;
+use attention_svd::svd::{Backend, singular_values, svd};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -9,8 +9,8 @@
 // Each bench binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
-use attention_svd::attention::{scaled_dot_product, Mask};
 use attention_svd::Scalar;
+use attention_svd::attention::{Mask, scaled_dot_product};
 use criterion::measurement::Measurement;
 use criterion::{AxisScale, BenchmarkGroup, PlotConfiguration, Throughput};
 use nalgebra::DMatrix;

@@ -10,14 +10,13 @@
 //! single-threaded here ([`Par::Seq`]): the crate's parallelism is across
 //! heads (`analysis`), and nested thread pools would only compete.
 //!
-//! faer's AVX-512 kernels return with the upper halves of the vector
-//! registers dirty, which makes the SSE code that follows many times slower
-//! on Intel CPUs; the backend clears that state when faer returns
-//! (`dense::clear_upper_state`, measured in `docs/PERFORMANCE.md`).
+//! The call goes through [`faer_call`](crate::simd::faer_call), which
+//! clears the vector state faer leaves dirty.
 //!
 //! faer bounds its own iteration count (max(30, bits/2)·k² QR steps) and
-//! reports [`Error::NoConvergence`] when the bound is hit; the result is
-//! checked for finiteness and sorted like the other backends' results.
+//! reports only that it stopped: [`Error::NoConvergence`] then carries the
+//! cap and no iteration count. The result goes through the crate's gate
+//! like the other backends' results.
 //!
 //! Complexity: O(n·m·min(n, m)).
 
@@ -27,29 +26,39 @@ use faer::linalg::svd::{self as fsvd, ComputeSvdVectors};
 use faer::{MatMut, MatRef, Par};
 use nalgebra::DMatrix;
 
-use super::{Method, Run};
+use super::{Method, Raw};
+use crate::num::scale::scale_back;
+use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
 /// SVD of a non-empty, finite matrix through faer.
-pub(crate) fn svd<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
+pub(crate) fn svd<T: Scalar>(a: &MatrixRef<'_, T>, vectors: bool) -> Result<Raw<T>> {
     // faer 0.24 loses accuracy when max|a| is near the underflow threshold
     // and does not converge near overflow (`docs/ACCURACY.md`); such inputs
     // are divided by max|a| first, and σ multiplied back at the end.
     let amax = a.amax();
     let (lo, hi) = safe_range::<T>();
     if amax == T::zero() || (amax >= lo && amax <= hi) {
-        return svd_unscaled(a, vectors);
+        return match crate::num::dense::faer_ref(a) {
+            Some(view) => svd_unscaled(view, vectors),
+            None => {
+                let copy = a.to_dmatrix();
+                let (n, m) = copy.shape();
+                svd_unscaled(
+                    MatRef::from_column_major_slice(copy.as_slice(), n, m),
+                    vectors,
+                )
+            }
+        };
     }
-    let (u, mut sigma, v_t, method) = svd_unscaled(&(a / amax), vectors)?;
-    for s in &mut sigma {
-        *s *= amax;
-        if !s.finite() {
-            return Err(Error::Overflow {
-                what: "singular value",
-            });
-        }
-    }
-    Ok((u, sigma, v_t, method))
+    let scaled = a.map(|x| x / amax);
+    let (n, m) = scaled.shape();
+    let mut raw = svd_unscaled(
+        MatRef::from_column_major_slice(scaled.as_slice(), n, m),
+        vectors,
+    )?;
+    scale_back(&mut raw.sigma, &[amax])?;
+    Ok(raw)
 }
 
 /// The range of max|a| that faer is given unscaled:
@@ -62,10 +71,9 @@ fn safe_range<T: Scalar>() -> (T, T) {
     )
 }
 
-fn svd_unscaled<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
-    let (n, m) = a.shape();
+fn svd_unscaled<T: Scalar>(view: MatRef<'_, T>, vectors: bool) -> Result<Raw<T>> {
+    let (n, m) = (view.nrows(), view.ncols());
     let k = n.min(m);
-    let view = MatRef::from_column_major_slice(a.as_slice(), n, m);
     let want = if vectors {
         ComputeSvdVectors::Thin
     } else {
@@ -82,28 +90,32 @@ fn svd_unscaled<T: Scalar>(a: &DMatrix<T>, vectors: bool) -> Result<Run<T>> {
     let mut s = Diag::<T>::zeros(k);
     let mut u = vectors.then(|| DMatrix::<T>::zeros(n, k));
     let mut v = vectors.then(|| DMatrix::<T>::zeros(m, k));
-    let outcome = fsvd::svd(
-        view,
-        s.as_mut(),
-        u.as_mut()
-            .map(|u| MatMut::from_column_major_slice_mut(u.as_mut_slice(), n, k)),
-        v.as_mut()
-            .map(|v| MatMut::from_column_major_slice_mut(v.as_mut_slice(), m, k)),
-        Par::Seq,
-        MemStack::new(&mut scratch),
-        Default::default(),
-    );
-    crate::dense::clear_upper_state();
+    let outcome = crate::simd::faer_call(|| {
+        fsvd::svd(
+            view,
+            s.as_mut(),
+            u.as_mut()
+                .map(|u| MatMut::from_column_major_slice_mut(u.as_mut_slice(), n, k)),
+            v.as_mut()
+                .map(|v| MatMut::from_column_major_slice_mut(v.as_mut_slice(), m, k)),
+            Par::Seq,
+            MemStack::new(&mut scratch),
+            Default::default(),
+        )
+    });
     if outcome.is_err() {
         return Err(Error::NoConvergence {
             method: Method::Faer,
-            iterations: faer_iteration_cap::<T>(k),
+            iterations: None,
             max_iterations: faer_iteration_cap::<T>(k),
             off_diagonal: None,
         });
     }
-    let sigma: Vec<T> = s.column_vector().iter().copied().collect();
-    super::sorted_nonnegative(u, sigma, v.map(|v| v.transpose()), Method::Faer)
+    Ok(Raw {
+        sigma: s.column_vector().iter().copied().collect(),
+        u,
+        v_t: v.map(|v| v.transpose()),
+    })
 }
 
 /// faer's bound on the implicit-shift QR steps for k values of type `T`

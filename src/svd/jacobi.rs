@@ -60,23 +60,40 @@
 
 use nalgebra::DMatrix;
 
-use super::{JacobiParams, Method};
+use super::{JacobiParams, Method, Raw};
+use crate::num::scale::scale_back;
+use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
-/// The output of the Jacobi kernel before it is wrapped: (U, σ, Vᵀ) in the
-/// shape of the input, σ sorted non-increasing. U and Vᵀ are `None` when not
-/// requested.
-pub(crate) type Parts<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>);
+/// The output of the Jacobi kernel: (U, σ, Vᵀ) in the shape of the input,
+/// in the order the sweeps left them (the gate sorts). U and Vᵀ are `None`
+/// when not requested.
+type Parts<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>);
 
-/// One-sided Jacobi SVD of a non-empty, finite matrix.
+/// One-sided Jacobi SVD of a non-empty, finite matrix (a working copy is
+/// made: the rotations run in place).
 pub(crate) fn svd<T: Scalar>(
-    a: &DMatrix<T>,
+    a: &MatrixRef<'_, T>,
+    vectors: bool,
+    params: &JacobiParams,
+) -> Result<Raw<T>> {
+    let (n, m) = a.shape();
+    let w = if n < m {
+        DMatrix::from_fn(m, n, |i, j| a.get(j, i))
+    } else {
+        a.to_dmatrix()
+    };
+    let (u, sigma, v_t) = jacobi(w, n < m, vectors, params)?;
+    Ok(Raw { u, sigma, v_t })
+}
+
+/// The kernel on W (rows ≥ columns), the input or its transpose.
+fn jacobi<T: Scalar>(
+    mut w: DMatrix<T>,
+    transposed: bool,
     vectors: bool,
     params: &JacobiParams,
 ) -> Result<Parts<T>> {
-    let (n, m) = a.shape();
-    let transposed = n < m;
-    let mut w = if transposed { a.transpose() } else { a.clone() };
     let (r, c) = w.shape();
     let max_sweeps = params.sweeps_for::<T>()?;
 
@@ -102,16 +119,8 @@ pub(crate) fn svd<T: Scalar>(
         let ss = dot(col, col);
         norms.push(if ss <= tiny { 0.0 } else { ss.sqrt() });
     }
-    let mut sigma = Vec::with_capacity(c);
-    for &nj in &norms {
-        let s = T::lit(nj) * amax;
-        if !s.finite() {
-            return Err(Error::Overflow {
-                what: "singular value",
-            });
-        }
-        sigma.push(s);
-    }
+    let mut sigma: Vec<T> = norms.iter().map(|&nj| T::lit(nj)).collect();
+    scale_back(&mut sigma, &[amax])?;
 
     let mut uw = None;
     if vectors {
@@ -130,13 +139,7 @@ pub(crate) fn svd<T: Scalar>(
         uw = Some(u);
     }
 
-    // Sort σ non-increasing and permute the vectors alike.
-    let mut order: Vec<usize> = (0..c).collect();
-    order.sort_by(|&i, &j| sigma[j].partial_cmp(&sigma[i]).expect("finite"));
-    let sigma_sorted: Vec<T> = order.iter().map(|&i| sigma[i]).collect();
-    let uw = uw.map(|u| permute_columns(&u, &order));
-    let v = v.map(|v| permute_columns(&v, &order));
-    Ok(finish(uw, sigma_sorted, v, transposed))
+    Ok(finish(uw, sigma, v, transposed))
 }
 
 /// Maps the factors of W back to those of the input.
@@ -152,10 +155,6 @@ fn finish<T: Scalar>(
     } else {
         (uw, sigma, v.map(|v| v.transpose()))
     }
-}
-
-fn permute_columns<T: Scalar>(a: &DMatrix<T>, order: &[usize]) -> DMatrix<T> {
-    DMatrix::from_fn(a.nrows(), order.len(), |i, j| a[(i, order[j])])
 }
 
 /// Mutable slices of columns p < q of a column-major buffer with `r` rows.
@@ -259,9 +258,10 @@ fn rotate_to_orthogonal<T: Scalar>(
     }
     Err(Error::NoConvergence {
         method: Method::Jacobi,
-        iterations: sweeps,
+        iterations: Some(sweeps),
         max_iterations: max_sweeps,
-        off_diagonal: Some(last_max_cos),
+        // A cosine, so at most 1 (rounding of the f64 ratio can exceed it).
+        off_diagonal: Some(last_max_cos.min(1.0)),
     })
 }
 

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Every result of this module has σ sorted non-increasing and ≥ 0, and
-//! every failure is an [`Error`](crate::Error), never a NaN.
+//! every failure is an [`Error`](crate::Error), never a NaN. [`Svd`] also
+//! holds truncated (rank-r) and randomized factorisations: U is then n×r.
 //!
 //! # Backends
 //!
@@ -54,8 +55,8 @@
 //! # Examples
 //!
 //! ```
+//! use attention_svd::nalgebra::dmatrix;
 //! use attention_svd::svd::{svd, Backend};
-//! use nalgebra::dmatrix;
 //!
 //! let a = dmatrix![3.0_f64, 0.0; 4.0, 5.0];
 //! let f = svd(&a, Backend::Auto).unwrap();
@@ -65,39 +66,19 @@
 //! assert!((f.reconstruct() - &a).norm() < 1e-14);
 //! ```
 
+mod auto;
 #[cfg(feature = "faer")]
 mod faer;
 mod jacobi;
 mod nalgebra;
 
-use std::fmt;
+use std::ops::Deref;
 
 use ::nalgebra::DMatrix;
 
-use crate::dense::product;
-use crate::{check, Result, Scalar};
-
-/// The algorithm that computed a result (see the [module docs](self)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Method {
-    /// nalgebra's bidiagonal implicit-shift QR.
-    Nalgebra,
-    /// faer's bidiagonal divide-and-conquer (values only: implicit-shift QR).
-    Faer,
-    /// The crate's one-sided Jacobi.
-    Jacobi,
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Method::Nalgebra => "nalgebra",
-            Method::Faer => "faer",
-            Method::Jacobi => "Jacobi",
-        })
-    }
-}
+pub use crate::error::Method;
+use crate::view::{AsMatrixRef, MatrixRef};
+use crate::{Error, Result, Scalar, check};
 
 /// Which SVD algorithm to run; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -107,10 +88,11 @@ pub enum Backend {
     /// fallback (module docs).
     #[default]
     Auto,
-    /// nalgebra only, with an iteration cap. Its output is sorted, made
-    /// non-negative and checked for NaN, but **not validated**: nalgebra 0.35
-    /// can return wrong singular values or non-orthogonal vectors without
-    /// error (e.g. on uniform attention with vectors). Prefer `Auto`.
+    /// nalgebra only, with an iteration cap. Its output goes through the
+    /// same gate as every backend's (sorted, non-negative, checked for
+    /// NaN) but is **not validated**: nalgebra 0.35 can return wrong
+    /// singular values or non-orthogonal vectors without error (e.g. on
+    /// uniform attention with vectors). Prefer `Auto`.
     Nalgebra(NalgebraParams),
     /// faer only (feature `faer`, on by default), single-threaded. Its output
     /// is sorted, non-negative and checked for NaN, but not validated.
@@ -120,6 +102,16 @@ pub enum Backend {
     /// One-sided Jacobi only, with a sweep cap.
     Jacobi(JacobiParams),
 }
+
+/// Every backend of this build, with default parameters: the one list that
+/// the tests, benches, fuzz targets and the accuracy suite iterate over.
+const ALL_BACKENDS: &[Backend] = &[
+    Backend::Auto,
+    #[cfg(feature = "faer")]
+    Backend::Faer,
+    Backend::Nalgebra(NalgebraParams::new()),
+    Backend::Jacobi(JacobiParams::new()),
+];
 
 impl Backend {
     /// [`Backend::Nalgebra`] with default parameters.
@@ -145,6 +137,33 @@ impl Backend {
     pub fn jacobi() -> Self {
         Backend::Jacobi(JacobiParams::default())
     }
+
+    /// Every backend of this build (the `faer` feature adds
+    /// [`Backend::Faer`]), with default parameters. Code that must cover
+    /// every backend (tests, benches, fuzz targets) iterates over this
+    /// list, so a new backend is covered by adding it here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use attention_svd::svd::Backend;
+    /// assert!(Backend::all().contains(&Backend::Auto));
+    /// assert!(Backend::all().contains(&Backend::jacobi()));
+    /// ```
+    pub fn all() -> &'static [Backend] {
+        ALL_BACKENDS
+    }
+
+    /// A short name: `"auto"`, `"faer"`, `"nalgebra"`, `"jacobi"`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            #[cfg(feature = "faer")]
+            Backend::Faer => "faer",
+            Backend::Nalgebra(_) => "nalgebra",
+            Backend::Jacobi(_) => "jacobi",
+        }
+    }
 }
 
 /// Parameters of the one-sided Jacobi backend.
@@ -152,8 +171,8 @@ impl Backend {
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::DMatrix;
 /// use attention_svd::svd::{svd, Backend, JacobiParams};
-/// use nalgebra::DMatrix;
 ///
 /// let a = DMatrix::<f64>::from_fn(6, 6, |i, j| 1.0 / (i + j + 1) as f64);
 /// let f = svd(&a, Backend::Jacobi(JacobiParams::default().max_sweeps(40))).unwrap();
@@ -165,28 +184,38 @@ pub struct JacobiParams {
 }
 
 impl JacobiParams {
+    /// The default parameters.
+    pub const fn new() -> Self {
+        JacobiParams { max_sweeps: None }
+    }
+
     /// Caps the number of sweeps (each sweep visits every column pair once).
-    /// The default is [`JacobiParams::default_max_sweeps`]. A cap of 0 is
-    /// rejected with [`Error::InvalidParameter`](crate::Error::InvalidParameter)
-    /// when the backend runs.
+    /// The default is [`JacobiParams::default_max_sweeps`]. A cap of 0 or
+    /// above [`JacobiParams::MAX_SWEEPS`] is rejected with
+    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) when the
+    /// backend runs.
     pub fn max_sweeps(mut self, sweeps: usize) -> Self {
         self.max_sweeps = Some(sweeps);
         self
     }
 
+    /// The largest sweep cap accepted: one-sided Jacobi converges
+    /// quadratically once the columns are nearly orthogonal, and a run that
+    /// has not converged after this many sweeps never will (LAPACK's dgesvj
+    /// stops at 30).
+    pub const MAX_SWEEPS: usize = 1000;
+
     /// The default sweep cap for `T`: max(30, mantissa bits) (30 for `f32`,
-    /// 53 for `f64`). One-sided Jacobi converges quadratically once the
-    /// columns are nearly orthogonal and typically stops after 6–12 sweeps;
-    /// LAPACK's dgesvj caps at 30.
+    /// 53 for `f64`). One-sided Jacobi typically stops after 6–12 sweeps.
     pub fn default_max_sweeps<T: Scalar>() -> usize {
         (T::MANTISSA_DIGITS as usize).max(30)
     }
 
     pub(crate) fn sweeps_for<T: Scalar>(&self) -> Result<usize> {
         match self.max_sweeps {
-            Some(0) => Err(crate::Error::InvalidParameter {
+            Some(k) if k == 0 || k > Self::MAX_SWEEPS => Err(Error::InvalidParameter {
                 name: "max_sweeps",
-                reason: "the sweep cap must be at least 1",
+                reason: "the sweep cap must be in 1..=1000",
             }),
             Some(k) => Ok(k),
             None => Ok(Self::default_max_sweeps::<T>()),
@@ -199,12 +228,12 @@ impl JacobiParams {
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::dmatrix;
 /// use attention_svd::svd::{singular_values, Backend, NalgebraParams};
-/// use nalgebra::dmatrix;
 ///
 /// let b = Backend::Nalgebra(NalgebraParams::default().max_iterations(500));
 /// let s = singular_values(&dmatrix![2.0_f32, 0.0; 0.0, 1.0], b).unwrap();
-/// assert_eq!(s, vec![2.0, 1.0]);
+/// assert_eq!(&s[..], &[2.0, 1.0]);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NalgebraParams {
@@ -212,11 +241,18 @@ pub struct NalgebraParams {
 }
 
 impl NalgebraParams {
+    /// The default parameters.
+    pub const fn new() -> Self {
+        NalgebraParams {
+            max_iterations: None,
+        }
+    }
+
     /// Caps the total number of implicit-shift QR steps. The default is
     /// [`NalgebraParams::default_max_iterations`]. A cap of 0 (which nalgebra
-    /// would read as "no limit") is rejected with
-    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) when the
-    /// backend runs.
+    /// would read as "no limit") or above 1000 steps per singular value is
+    /// rejected with [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+    /// when the backend runs.
     pub fn max_iterations(mut self, iterations: usize) -> Self {
         self.max_iterations = Some(iterations);
         self
@@ -233,39 +269,45 @@ impl NalgebraParams {
 
     pub(crate) fn iterations_for<T: Scalar>(&self, k: usize) -> Result<usize> {
         match self.max_iterations {
-            Some(0) => Err(crate::Error::InvalidParameter {
-                name: "max_iterations",
-                reason: "the iteration cap must be at least 1",
-            }),
-            Some(k) => Ok(k),
+            Some(i) if i == 0 || i > 1000usize.saturating_mul(k.max(1)) => {
+                Err(Error::InvalidParameter {
+                    name: "max_iterations",
+                    reason: "the iteration cap must be in 1..=1000·min(n, m)",
+                })
+            }
+            Some(i) => Ok(i),
             None => Ok(Self::default_max_iterations::<T>(k)),
         }
     }
 }
 
-/// A thin SVD A = U·diag(σ)·Vᵀ with all factors present.
+/// A thin SVD A = U·diag(σ)·Vᵀ with all factors present, or a truncated
+/// one (the best rank-r approximation A_r, from [`Svd::truncate`],
+/// [`lowrank::truncate`](crate::lowrank::truncate) or
+/// [`randomized_svd`](crate::randomized::randomized_svd)).
 ///
-/// U is n×k, σ has length k, Vᵀ is k×m, k = min(n, m); σ is always sorted
-/// non-increasing and ≥ 0. From `Auto` and `Jacobi` the columns of U and V
-/// are orthonormal and UΣVᵀ reproduces A to O(max(n, m)·ε·‖A‖); from the
-/// explicit `Nalgebra` backend these hold only as far as nalgebra gets them
-/// right (see [`Backend::Nalgebra`]).
+/// U is n×r, σ has length r, Vᵀ is r×m, with r = min(n, m) for a thin SVD;
+/// σ is always sorted non-increasing and ≥ 0. From `Auto` and `Jacobi` the
+/// columns of U and V are orthonormal and UΣVᵀ reproduces A to
+/// O(max(n, m)·ε·‖A‖); from the explicit `Nalgebra` and `Faer` backends
+/// these hold only as far as those libraries get them right.
 ///
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::{dmatrix, DMatrix};
 /// use attention_svd::svd::{svd, Backend, Method};
-/// use nalgebra::dmatrix;
 ///
 /// let a = dmatrix![1.0_f64, 1.0; 0.0, 1.0; 1.0, 0.0];
 /// let f = svd(&a, Backend::jacobi()).unwrap();
 /// assert_eq!(f.shape(), (3, 2));
-/// assert_eq!(f.u().shape(), (3, 2));
-/// assert_eq!(f.v_t().shape(), (2, 2));
+/// assert_eq!((f.u().shape(), f.v_t().shape()), ((3, 2), (2, 2)));
 /// assert_eq!(f.method(), Method::Jacobi);
 /// // σ = (√3, 1).
 /// assert!((f.singular_values()[0] - 3f64.sqrt()).abs() < 1e-15);
-/// assert!((f.u().tr_mul(f.u()) - nalgebra::DMatrix::identity(2, 2)).norm() < 1e-15);
+/// assert!((f.u().tr_mul(f.u()) - DMatrix::identity(2, 2)).norm() < 1e-15);
+/// let a1 = f.truncate(1).unwrap();
+/// assert_eq!((a1.rank(), a1.shape()), (1, (3, 2)));
 /// let (u, sigma, v_t) = f.into_parts();
 /// assert_eq!((u.ncols(), sigma.len(), v_t.nrows()), (2, 2, 2));
 /// ```
@@ -278,22 +320,40 @@ pub struct Svd<T> {
 }
 
 impl<T: Scalar> Svd<T> {
-    /// The left singular vectors U (n×k), one per column.
+    /// Wraps factors that already form an SVD (orthonormal columns, σ
+    /// sorted and ≥ 0, matching shapes).
+    pub(crate) fn from_parts(
+        u: DMatrix<T>,
+        sigma: Vec<T>,
+        v_t: DMatrix<T>,
+        method: Method,
+    ) -> Self {
+        debug_assert!(u.ncols() == sigma.len() && v_t.nrows() == sigma.len());
+        Svd {
+            u,
+            sigma,
+            v_t,
+            method,
+        }
+    }
+
+    /// The left singular vectors U (n×r), one per column.
     pub fn u(&self) -> &DMatrix<T> {
         &self.u
     }
 
-    /// The singular values σ₁ ≥ … ≥ σ_k ≥ 0.
+    /// The singular values σ₁ ≥ … ≥ σ_r ≥ 0.
     pub fn singular_values(&self) -> &[T] {
         &self.sigma
     }
 
-    /// The transposed right singular vectors Vᵀ (k×m), one per row.
+    /// The transposed right singular vectors Vᵀ (r×m), one per row.
     pub fn v_t(&self) -> &DMatrix<T> {
         &self.v_t
     }
 
-    /// The algorithm that produced this factorisation.
+    /// The algorithm that computed the singular values (for a randomized
+    /// or factored SVD: that of its small dense SVD).
     pub fn method(&self) -> Method {
         self.method
     }
@@ -303,13 +363,19 @@ impl<T: Scalar> Svd<T> {
         (self.u.nrows(), self.v_t.ncols())
     }
 
-    /// U·diag(σ)·Vᵀ, the n×m matrix the factors represent.
+    /// The number r of singular triplets held (min(n, m) for a thin SVD).
+    pub fn rank(&self) -> usize {
+        self.sigma.len()
+    }
+
+    /// U·diag(σ)·Vᵀ, the n×m matrix the factors represent (A, or A_r for a
+    /// truncation).
     ///
     /// # Examples
     ///
     /// ```
+    /// use attention_svd::nalgebra::dmatrix;
     /// use attention_svd::svd::{svd, Backend};
-    /// use nalgebra::dmatrix;
     ///
     /// let a = dmatrix![1.0_f64, 2.0, 3.0; 4.0, 5.0, 6.0];
     /// let f = svd(&a, Backend::jacobi()).unwrap();
@@ -320,7 +386,24 @@ impl<T: Scalar> Svd<T> {
         for (j, &s) in self.sigma.iter().enumerate() {
             us.column_mut(j).scale_mut(s);
         }
-        us * &self.v_t
+        crate::num::dense::product(&us.as_matrix_ref(), false, &self.v_t.as_matrix_ref())
+    }
+
+    /// The best rank-r approximation A_r = U_r·diag(σ₁…σ_r)·V_rᵀ of the
+    /// factored matrix (Eckart–Young–Mirsky, `docs/THEORY.md` T8), for
+    /// 0 ≤ r ≤ [`rank`](Svd::rank).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidRank`] if r > rank.
+    pub fn truncate(&self, r: usize) -> Result<Svd<T>> {
+        check::rank(r, 0, self.rank())?;
+        Ok(Svd {
+            u: self.u.columns(0, r).into_owned(),
+            sigma: self.sigma[..r].to_vec(),
+            v_t: self.v_t.rows(0, r).into_owned(),
+            method: self.method,
+        })
     }
 
     /// Consumes the factorisation into (U, σ, Vᵀ).
@@ -329,22 +412,70 @@ impl<T: Scalar> Svd<T> {
     }
 }
 
-/// The thin SVD of `a` (n×m) with the given backend.
-///
-/// # Errors
-///
-/// [`Error::Empty`](crate::Error::Empty) for an empty matrix, [`Error::NonFinite`](crate::Error::NonFinite) for NaN/±∞
-/// entries, [`Error::NoConvergence`](crate::Error::NoConvergence) when the backend hits its iteration
-/// cap (for `Auto`: when Jacobi does, after nalgebra failed),
-/// [`Error::Breakdown`](crate::Error::Breakdown) when nalgebra returns non-finite output (explicit
-/// backend only), and [`Error::Overflow`](crate::Error::Overflow) when a singular value exceeds the
-/// type's range.
+/// Singular values σ₁ ≥ … ≥ σ_k ≥ 0 computed without vectors, with the
+/// algorithm that answered. Dereferences to `[T]`.
 ///
 /// # Examples
 ///
 /// ```
-/// use attention_svd::svd::{svd, Backend, Method};
-/// use nalgebra::DMatrix;
+/// use attention_svd::nalgebra::dmatrix;
+/// use attention_svd::svd::{singular_values, Backend, Method};
+///
+/// let s = singular_values(&dmatrix![0.0_f64, 2.0; 1.0, 0.0], Backend::jacobi()).unwrap();
+/// assert_eq!(s.method(), Method::Jacobi);
+/// assert!((s[0] - 2.0).abs() < 1e-15 && (s[1] - 1.0).abs() < 1e-15);
+/// let v: Vec<f64> = s.into_vec();
+/// assert_eq!(v.len(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct SingularValues<T> {
+    values: Vec<T>,
+    method: Method,
+}
+
+impl<T> SingularValues<T> {
+    /// The algorithm that computed them.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The values as a slice.
+    pub fn as_slice(&self) -> &[T] {
+        &self.values
+    }
+
+    /// The values, by value.
+    pub fn into_vec(self) -> Vec<T> {
+        self.values
+    }
+}
+
+impl<T> Deref for SingularValues<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.values
+    }
+}
+
+/// The thin SVD of `a` (n×m) with the given backend.
+///
+/// # Errors
+///
+/// [`Error::Empty`](crate::Error::Empty) for an empty matrix,
+/// [`Error::NonFinite`](crate::Error::NonFinite) for NaN/±∞ entries,
+/// [`Error::NoConvergence`](crate::Error::NoConvergence) when the backend
+/// hits its iteration cap (for `Auto`: when Jacobi does, after the first
+/// backend failed its checks), [`Error::Breakdown`](crate::Error::Breakdown)
+/// when an explicit backend returns non-finite output,
+/// [`Error::Overflow`](crate::Error::Overflow) when a singular value exceeds
+/// the type's range, and [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+/// for an out-of-range iteration cap.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::nalgebra::DMatrix;
+/// use attention_svd::svd::{svd, Backend};
 ///
 /// // Uniform attention (all rows equal): rank one, σ₁ = √(n/m).
 /// let a = DMatrix::<f64>::from_element(5, 4, 0.25);
@@ -352,15 +483,14 @@ impl<T: Scalar> Svd<T> {
 /// assert!((f.singular_values()[0] - (5.0f64 / 4.0).sqrt()).abs() < 1e-14);
 /// assert!(f.singular_values()[1] < 1e-14);
 /// ```
-pub fn svd<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Svd<T>> {
-    check::matrix(a, "matrix")?;
-    let (u, sigma, v_t, method) = run(a, backend, true)?;
-    Ok(Svd {
-        u: u.expect("vectors were requested"),
-        sigma,
-        v_t: v_t.expect("vectors were requested"),
-        method,
-    })
+pub fn svd<T: Scalar>(a: &impl AsMatrixRef<T>, backend: Backend) -> Result<Svd<T>> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    let (raw, method) = run(&a, backend, true)?;
+    let (Some(u), Some(v_t)) = (raw.u, raw.v_t) else {
+        unreachable!("every backend returns vectors when asked")
+    };
+    Ok(Svd::from_parts(u, raw.sigma, v_t, method))
 }
 
 /// The singular values of `a`, sorted non-increasing, without computing
@@ -373,85 +503,81 @@ pub fn svd<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Svd<T>> {
 /// # Examples
 ///
 /// ```
+/// use attention_svd::nalgebra::dmatrix;
 /// use attention_svd::svd::{singular_values, Backend};
-/// use nalgebra::dmatrix;
 ///
 /// let s = singular_values(&dmatrix![0.0_f64, 2.0; 1.0, 0.0], Backend::Auto).unwrap();
 /// assert!((s[0] - 2.0).abs() < 1e-15 && (s[1] - 1.0).abs() < 1e-15);
 /// ```
-pub fn singular_values<T: Scalar>(a: &DMatrix<T>, backend: Backend) -> Result<Vec<T>> {
-    check::matrix(a, "matrix")?;
-    Ok(run(a, backend, false)?.1)
+pub fn singular_values<T: Scalar>(
+    a: &impl AsMatrixRef<T>,
+    backend: Backend,
+) -> Result<SingularValues<T>> {
+    let a = a.as_matrix_ref();
+    check::matrix(&a, "matrix")?;
+    let (raw, method) = run(&a, backend, false)?;
+    Ok(SingularValues {
+        values: raw.sigma,
+        method,
+    })
 }
 
-/// (U, σ, Vᵀ, method): U and Vᵀ are `None` when not requested.
-pub(crate) type Run<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>, Method);
+/// What a backend returns: σ (any order, any sign) and, when requested,
+/// U (n×k) and Vᵀ (k×m) with matching columns and rows.
+///
+/// The backend contract (`docs/ARCHITECTURE.md`): a backend receives a
+/// non-empty, finite matrix; returns U and Vᵀ exactly when asked; scales
+/// its input itself if its algorithm needs it (through
+/// [`num::scale`](crate::num::scale)); bounds its iterations and reports
+/// [`Error::NoConvergence`]. Sorting, signs and the NaN check are done once,
+/// by [`gate`], for every backend.
+pub(crate) struct Raw<T> {
+    pub(crate) u: Option<DMatrix<T>>,
+    pub(crate) sigma: Vec<T>,
+    pub(crate) v_t: Option<DMatrix<T>>,
+}
 
-fn run<T: Scalar>(a: &DMatrix<T>, backend: Backend, vectors: bool) -> Result<Run<T>> {
-    match backend {
-        Backend::Nalgebra(p) => nalgebra::svd(a, vectors, &p),
+/// One backend's run on a valid matrix, through the gate.
+fn run_backend<T: Scalar>(
+    a: &MatrixRef<'_, T>,
+    backend: Backend,
+    vectors: bool,
+) -> Result<(Raw<T>, Method)> {
+    let (raw, method) = match backend {
+        Backend::Nalgebra(p) => (nalgebra::svd(a, vectors, &p)?, Method::Nalgebra),
         #[cfg(feature = "faer")]
-        Backend::Faer => faer::svd(a, vectors),
-        Backend::Jacobi(p) => jacobi_run(a, vectors, &p),
-        Backend::Auto => {
-            let first = match auto_first(a.nrows(), a.ncols(), vectors) {
-                #[cfg(feature = "faer")]
-                Method::Faer => faer::svd(a, vectors),
-                _ => nalgebra::svd(a, vectors, &NalgebraParams::default()),
-            };
-            if let Ok(parts) = first {
-                if passes_checks(a, parts.0.as_ref(), &parts.1, parts.2.as_ref()) {
-                    return Ok(parts);
-                }
-            }
-            jacobi_run(a, vectors, &JacobiParams::default())
-        }
-    }
-}
-
-fn jacobi_run<T: Scalar>(a: &DMatrix<T>, vectors: bool, p: &JacobiParams) -> Result<Run<T>> {
-    let (u, s, v) = jacobi::svd(a, vectors, p)?;
-    Ok((u, s, v, Method::Jacobi))
-}
-
-/// The backend `Auto` runs first for an n×m input: nalgebra for small
-/// inputs (max(n, m) ≤ [`AUTO_NALGEBRA_MAX_VALUES`] for values only,
-/// ≤ [`AUTO_NALGEBRA_MAX_VECTORS`] with vectors), where its lower overhead
-/// makes it the faster, faer otherwise (nalgebra only without the feature).
-fn auto_first(n: usize, m: usize, vectors: bool) -> Method {
-    let limit = if vectors {
-        AUTO_NALGEBRA_MAX_VECTORS
-    } else {
-        AUTO_NALGEBRA_MAX_VALUES
+        Backend::Faer => (faer::svd(a, vectors)?, Method::Faer),
+        Backend::Jacobi(p) => (jacobi::svd(a, vectors, &p)?, Method::Jacobi),
+        Backend::Auto => unreachable!("Auto is resolved by `run`"),
     };
-    if cfg!(feature = "faer") && n.max(m) > limit {
-        Method::Faer
-    } else {
-        Method::Nalgebra
+    Ok((gate(raw, method)?, method))
+}
+
+fn run<T: Scalar>(
+    a: &MatrixRef<'_, T>,
+    backend: Backend,
+    vectors: bool,
+) -> Result<(Raw<T>, Method)> {
+    match backend {
+        Backend::Auto => auto::run(a, vectors),
+        explicit => run_backend(a, explicit, vectors),
     }
 }
 
-/// Up to this size `Auto` asks nalgebra first for singular values only: the
-/// crossover measured by `cargo run --release --example perf`
-/// (`docs/PERFORMANCE.md`).
-const AUTO_NALGEBRA_MAX_VALUES: usize = 128;
-
-/// Up to this size `Auto` asks nalgebra first for a full SVD (same source).
-const AUTO_NALGEBRA_MAX_VECTORS: usize = 32;
-
-/// Checks a backend's output for finiteness, makes σ non-negative (flipping
-/// the matching column of U) and sorts σ non-increasing with the vectors.
-fn sorted_nonnegative<T: Scalar>(
-    mut u: Option<DMatrix<T>>,
-    mut sigma: Vec<T>,
-    mut v_t: Option<DMatrix<T>>,
-    method: Method,
-) -> Result<Run<T>> {
+/// The one gate every backend's output passes: all finite (else
+/// [`Error::Breakdown`]), σ made non-negative (flipping the matching column
+/// of U) and sorted non-increasing with the vectors.
+fn gate<T: Scalar>(raw: Raw<T>, method: Method) -> Result<Raw<T>> {
+    let Raw {
+        mut u,
+        mut sigma,
+        mut v_t,
+    } = raw;
     if sigma.iter().any(|s| !s.finite())
         || u.as_ref().is_some_and(|u| u.iter().any(|x| !x.finite()))
         || v_t.as_ref().is_some_and(|v| v.iter().any(|x| !x.finite()))
     {
-        return Err(crate::Error::Breakdown {
+        return Err(Error::Breakdown {
             method,
             reason: "non-finite output",
         });
@@ -472,104 +598,5 @@ fn sorted_nonnegative<T: Scalar>(
         u = u.map(|u| DMatrix::from_fn(u.nrows(), k, |i, j| u[(i, order[j])]));
         v_t = v_t.map(|v| DMatrix::from_fn(k, v.ncols(), |i, j| v[(order[i], j)]));
     }
-    Ok((u, sigma, v_t, method))
-}
-
-/// The relative tolerance of `Auto`'s checks: 8·max(n, m)·ε.
-fn check_tolerance<T: Scalar>(n: usize, m: usize) -> T {
-    T::from_count(8 * n.max(m)) * T::EPSILON
-}
-
-/// Σ scale(aᵢⱼ)² of a column-major buffer with `rows` rows, in f64: each
-/// column summed in eight independent lanes (which vectorise), the column
-/// sums added with compensation. The rounding error is at most about
-/// (rows/8 + 2)·ε₆₄ relative, well inside `Auto`'s 16·max(n, m)·ε.
-fn energy<T: Scalar>(data: &[T], rows: usize, scale: impl Fn(T) -> T) -> f64 {
-    let columns = data.chunks_exact(rows).map(|col| {
-        let mut lanes = [0.0f64; 8];
-        let mut chunks = col.chunks_exact(8);
-        for chunk in &mut chunks {
-            for (l, &x) in lanes.iter_mut().zip(chunk) {
-                let y = scale(x).to_f64();
-                *l += y * y;
-            }
-        }
-        let tail: f64 = chunks
-            .remainder()
-            .iter()
-            .map(|&x| scale(x).to_f64().powi(2))
-            .sum();
-        lanes.iter().sum::<f64>() + tail
-    });
-    crate::stochastic::compensated_sum(columns)
-}
-
-/// The number of Gaussian probe vectors in `Auto`'s checks of the vectors.
-const PROBES: usize = 8;
-
-/// The seed of the probes: fixed, so that `Auto` is deterministic.
-const PROBE_SEED: u64 = 0x0a77_e471_0500_5eed;
-
-/// Whether a (U, σ, Vᵀ) from a fast backend is a plausible SVD of `a`.
-fn passes_checks<T: Scalar>(
-    a: &DMatrix<T>,
-    u: Option<&DMatrix<T>>,
-    sigma: &[T],
-    v_t: Option<&DMatrix<T>>,
-) -> bool {
-    let (n, m) = a.shape();
-    let tol = check_tolerance::<T>(n, m);
-    if check::spectrum(sigma).is_err() {
-        return false;
-    }
-    // Energy identity Σσ² = ‖A‖²_F, computed on the scale of max|a|.
-    let amax = a.amax();
-    if amax == T::zero() {
-        return sigma.iter().all(|&s| s == T::zero());
-    }
-    let inv = T::one() / amax;
-    // Multiplying by 1/amax is cheaper than dividing, unless 1/amax
-    // overflows (subnormal amax).
-    let scale = |x: T| if inv.finite() { x * inv } else { x / amax };
-    let fro2 = T::lit(energy(a.as_slice(), n, scale));
-    let sig2 = crate::stochastic::compensated_sum(sigma.iter().map(|&s| scale(s) * scale(s)));
-    if (fro2 - sig2).abs() > (tol + tol) * fro2 {
-        return false;
-    }
-    let (Some(u), Some(v_t)) = (u, v_t) else {
-        return true;
-    };
-    let k = sigma.len();
-    if u.shape() != (n, k) || v_t.shape() != (k, m) {
-        return false;
-    }
-    // For a matrix E and X with p independent standard Gaussian columns,
-    // E‖EX‖²_F = p·‖E‖²_F. Each check below asks the probe estimate to be at
-    // most half its tolerance, (tol/2)² per probe (module docs).
-    let budget = T::from_count(PROBES) * tol * tol / T::lit(4.0);
-    let mut rng = crate::randomized::SplitMix64(PROBE_SEED);
-    let x = DMatrix::<T>::from_vec(m, PROBES, rng.normals(m * PROBES));
-    // Residual E = A/amax − U·(Σ/amax)·Vᵀ against tol·‖A/amax‖_F.
-    let mut svx = product(v_t, false, &x);
-    for (j, &s) in sigma.iter().enumerate() {
-        svx.row_mut(j).scale_mut(scale(s));
-    }
-    // A·X first and then the scaling, unless A·X could overflow or lose
-    // digits to underflow.
-    let ax = if amax < T::MAX.sqrt() && amax > T::MIN_POSITIVE.sqrt() {
-        product(a, false, &x).map(scale)
-    } else {
-        product(&a.map(scale), false, &x)
-    };
-    let ex = ax - product(u, false, &svx);
-    if ex.norm_squared() > budget * fro2 {
-        return false;
-    }
-    // Orthogonality UᵀU − I and VᵀV − I against tol, probed with the first
-    // k rows of X (each check needs its probes independent, not the two
-    // checks from each other).
-    let y = x.rows(0, k).into_owned();
-    let gu = product(u, true, &product(u, false, &y)) - &y;
-    let gv = product(v_t, false, &product(v_t, true, &y)) - &y;
-    gu.norm_squared() <= budget && gv.norm_squared() <= budget
+    Ok(Raw { u, sigma, v_t })
 }

@@ -4,35 +4,38 @@
 //!
 //! nalgebra's own `SVD::new` iterates without bound; this wrapper always
 //! passes a cap (see [`NalgebraParams`](super::NalgebraParams)) and turns
-//! nalgebra's `None` into [`Error::NoConvergence`]. The result is checked
-//! for finiteness, made non-negative and re-sorted.
+//! nalgebra's `None` into [`Error::NoConvergence`]. nalgebra's own sort
+//! (which panics on NaN) is never called: the crate's gate sorts.
 //!
 //! Complexity: O(n·m·min(n, m)).
 
-use nalgebra::{linalg::SVD, DMatrix};
+use nalgebra::linalg::SVD;
 
-use super::{Method, NalgebraParams, Run};
+use super::{Method, NalgebraParams, Raw};
+use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
-/// SVD of a non-empty, finite matrix through nalgebra.
+/// SVD of a non-empty, finite matrix through nalgebra (which consumes a
+/// column-major copy).
 pub(crate) fn svd<T: Scalar>(
-    a: &DMatrix<T>,
+    a: &MatrixRef<'_, T>,
     vectors: bool,
     params: &NalgebraParams,
-) -> Result<Run<T>> {
+) -> Result<Raw<T>> {
     let k = a.nrows().min(a.ncols());
     let cap = params.iterations_for::<T>(k)?;
     let eps = T::EPSILON * T::lit(5.0);
-    // `try_new` sorts with `partial_cmp(..).expect(..)` and panics when the
-    // iteration produced NaN; sort here instead, after the finiteness check.
-    let Some(svd) = SVD::try_new_unordered(a.clone(), vectors, vectors, eps, cap) else {
+    let Some(svd) = SVD::try_new_unordered(a.to_dmatrix(), vectors, vectors, eps, cap) else {
         return Err(Error::NoConvergence {
             method: Method::Nalgebra,
-            iterations: cap,
+            iterations: Some(cap),
             max_iterations: cap,
             off_diagonal: None,
         });
     };
-    let sigma: Vec<T> = svd.singular_values.iter().copied().collect();
-    super::sorted_nonnegative(svd.u, sigma, svd.v_t, Method::Nalgebra)
+    Ok(Raw {
+        sigma: svd.singular_values.iter().copied().collect(),
+        u: svd.u,
+        v_t: svd.v_t,
+    })
 }

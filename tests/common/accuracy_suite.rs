@@ -24,8 +24,8 @@
 
 use std::fmt::Write as _;
 
-use attention_svd::attention::{softmax_rows, Mask};
-use attention_svd::svd::{singular_values, svd, Backend, Method};
+use attention_svd::attention::{Mask, softmax_rows};
+use attention_svd::svd::{Backend, Method, singular_values, svd};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
 use rand::rngs::StdRng;

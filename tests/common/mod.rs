@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use attention_svd::attention::{softmax_rows, Mask};
 use attention_svd::Scalar;
+use attention_svd::attention::{Mask, softmax_rows};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
 

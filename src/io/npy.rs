@@ -34,7 +34,7 @@ use std::path::Path;
 
 use npyz::{Order, TypeChar, WriterBuilder};
 
-use crate::analysis::Precision;
+use crate::Precision;
 use crate::{Error, Result, Scalar, Stack};
 
 fn file_error(path: &Path, problem: impl Into<String>) -> Error {
@@ -70,7 +70,7 @@ pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
                     "unsupported dtype {}: expected float32 or float64",
                     other.descr()
                 ),
-            ))
+            ));
         }
     };
     if size != 4 && size != 8 {

@@ -1,4 +1,10 @@
-//! The vectorisable exponential and the per-block loops of the fused softmax.
+//! Vector kernels dispatched at run time: the exponential and the
+//! per-block loops of the fused softmax, and the guard that every call into
+//! faer goes through.
+//!
+//! This is a floor-0 module (`docs/ARCHITECTURE.md`): it depends on `pulp`
+//! only, and [`Kernel`] is a supertrait of the crate's sealed
+//! [`Scalar`](crate::Scalar).
 //!
 //! # The exponential
 //!
@@ -35,6 +41,39 @@
 //! this crate;
 //! the plain loops below are inlined into the dispatched function and
 //! auto-vectorised for its target.
+
+/// Runs `f`, a call into faer, and then clears the upper halves of the
+/// vector registers (`vzeroupper` on x86-64 with AVX; nothing elsewhere).
+///
+/// faer 0.24's AVX-512/AVX2 kernels return with that state dirty, and on
+/// Intel CPUs the SSE code that follows (libm's `ln`, `exp`, `cos`, and all
+/// code compiled for the x86-64 baseline) then runs many times slower until
+/// the next `vzeroupper` (measured by `cargo run --release --example perf`,
+/// `docs/PERFORMANCE.md`). Every call into faer in this crate goes through
+/// this function, so the fix is in one place. The clearing itself needs no
+/// `unsafe`: it is a vector operation dispatched through `pulp` to the
+/// widest instruction set, which the compiler ends with `vzeroupper`.
+#[cfg(feature = "faer")]
+#[inline]
+pub(crate) fn faer_call<R>(f: impl FnOnce() -> R) -> R {
+    let out = f();
+    clear_upper_state();
+    out
+}
+
+#[cfg(feature = "faer")]
+#[inline]
+fn clear_upper_state() {
+    struct Clear;
+    impl pulp::WithSimd for Clear {
+        type Output = ();
+        #[inline(always)]
+        fn with_simd<S: pulp::Simd>(self, simd: S) {
+            std::hint::black_box(simd.splat_f64s(0.0));
+        }
+    }
+    pulp::Arch::new().dispatch(Clear);
+}
 
 /// Per-type loops of the fused softmax on a block of b rows stored column by
 /// column (entry (r, j) of the block at `buf[j·b + r]`).
