@@ -24,6 +24,7 @@
 
 mod common;
 
+use attention_svd::attention::Scale;
 use std::hint::black_box;
 
 use attention_svd::Scalar;
@@ -53,8 +54,13 @@ fn bench_scaled_dot_product<T: Scalar, M: Measurement>(
             &input,
             |b, (q, k, mask)| {
                 b.iter(|| {
-                    scaled_dot_product(black_box(*q), black_box(*k), black_box(mask))
-                        .expect("seeded attention input is valid")
+                    scaled_dot_product(
+                        black_box(*q),
+                        black_box(*k),
+                        black_box(mask),
+                        Scale::default(),
+                    )
+                    .expect("seeded attention input is valid")
                 })
             },
         );

@@ -11,6 +11,8 @@
 
 mod common;
 
+use attention_svd::attention::Scale;
+use attention_svd::logits::LogitParams;
 use std::hint::black_box;
 
 use attention_svd::logits::factored_svd;
@@ -24,7 +26,14 @@ fn svd_of_qk(c: &mut Criterion) {
         let (q, k) = common::queries_keys::<f64>(n);
         let scale = 1.0 / (common::HEAD_DIM as f64).sqrt();
         group.bench_with_input(BenchmarkId::new("factored", n), &n, |b, _| {
-            b.iter(|| factored_svd(black_box(&q), black_box(&k), scale).expect("valid input"))
+            b.iter(|| {
+                factored_svd(
+                    black_box(&q),
+                    black_box(&k),
+                    LogitParams::default().scale(Scale::fixed(scale)),
+                )
+                .expect("valid input")
+            })
         });
         let z = common::logits::<f64>(n);
         group.bench_with_input(BenchmarkId::new("dense", n), &n, |b, _| {

@@ -28,6 +28,7 @@
 
 mod common;
 
+use attention_svd::metrics::SummaryParams;
 use std::hint::black_box;
 
 use attention_svd::lowrank::{rank_for_energy, truncate};
@@ -79,8 +80,11 @@ fn summarize_group(c: &mut Criterion) {
             let a = common::attention::<f64>(n, kind);
             group.bench_with_input(BenchmarkId::new(name, n), &a, |b, a| {
                 b.iter(|| {
-                    summarize(black_box(a), Backend::Auto)
-                        .expect("the summary of an attention matrix succeeds")
+                    summarize(
+                        black_box(a),
+                        SummaryParams::default().backend(Backend::Auto),
+                    )
+                    .expect("the summary of an attention matrix succeeds")
                 })
             });
         }
@@ -98,7 +102,10 @@ fn from_singular_values_group(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("summary", k), &sigma, |b, sigma| {
             b.iter_batched(
                 || sigma.clone(),
-                |s| Summary::from_singular_values(s, k, k).expect("σ is a spectrum"),
+                |s| {
+                    Summary::from_singular_values(s, (k, k), RankTolerance::default())
+                        .expect("σ is a spectrum")
+                },
                 BatchSize::SmallInput,
             )
         });

@@ -24,7 +24,7 @@ fn top32(c: &mut Criterion) {
         let a = common::attention::<f64>(n, MaskKind::None);
         let params = RandomizedParams::default();
         group.bench_with_input(BenchmarkId::new("randomized", n), &n, |b, _| {
-            b.iter(|| randomized_svd(black_box(&a), 32, &params).expect("valid input"))
+            b.iter(|| randomized_svd(black_box(&a), 32, params).expect("valid input"))
         });
         group.bench_with_input(BenchmarkId::new("full-values", n), &n, |b, _| {
             b.iter(|| singular_values(black_box(&a), Backend::Auto).expect("valid input"))

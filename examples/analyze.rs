@@ -14,18 +14,21 @@
 //! With no file argument the shipped data of `data/minilm` is analysed and
 //! the figure is written to `target/analyze/<input>.svg`.
 
+use attention_svd::Precision;
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product_stack;
+use attention_svd::io::npy;
+use attention_svd::logits::LogitParams;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use attention_svd::analysis::{
-    ModelReport, Options, Precision, Stats, analyze, attention_from_queries_keys,
-};
+use attention_svd::analysis::{AnalysisParams, ModelReport, Stats, analyze};
 use attention_svd::attention::Mask;
 use attention_svd::collapse::collapse_across_layers;
 use attention_svd::logits::{logit_and_attention_ranks, temperature_sweep};
 use attention_svd::svd::Backend;
-use attention_svd::{Error, Stack, npy};
+use attention_svd::{Error, Stack};
 use plotters::prelude::*;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
@@ -117,7 +120,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     if let (Some(q), Some(k)) = (&args.q, &args.k) {
         let (qs, ks) = npy::read_queries_keys::<f64>(q, k)?;
         let mask = parse_mask(&args.mask)?;
-        let stack = attention_from_queries_keys(&qs, &ks, &mask, None)?;
+        let stack = scaled_dot_product_stack(&qs, &ks, &mask, Scale::default())?;
         return Ok(Source {
             description: format!(
                 "softmax(QKᵀ/√d) recomputed from {} and {} with mask `{}`",
@@ -164,7 +167,7 @@ fn load(args: &Args) -> Result<Source, Box<dyn std::error::Error>> {
     } else {
         let mask = parse_mask(&args.mask)?;
         (
-            attention_from_queries_keys(&qs, &ks, &mask, None)?,
+            scaled_dot_product_stack(&qs, &ks, &mask, Scale::default())?,
             format!(
                 "softmax(QKᵀ/√32) recomputed from the model's queries and keys, mask `{}`",
                 args.mask
@@ -296,7 +299,7 @@ fn print_collapse(stack: &Stack<f64>) -> Result<(), Error> {
             format!("{:.2e} [{:.1e}–{:.1e}]", s.median, s.min, s.max),
             d.head_average.residual_relative,
             d.head_average.sigma_ratio,
-            d.rollout_effective_rank,
+            d.rollout.effective_rank,
             d.rollout.sigma_ratio,
         );
     }
@@ -320,15 +323,26 @@ fn print_sweep(q: &Stack<f64>, k: &Stack<f64>, mask: &Mask<f64>) -> Result<(), E
         let (mut lr, mut le, mut ar, mut ae) = (vec![], vec![], vec![], vec![]);
         let mut per_scale: Vec<Vec<f64>> = vec![Vec::new(); scales.len()];
         for h in 0..heads {
-            let (qm, km) = (q.matrix(l, h)?, k.matrix(l, h)?);
-            let r = logit_and_attention_ranks(&qm, &km, mask, Backend::Auto)?;
+            let (qm, km) = (q.head(l, h)?.to_dmatrix(), k.head(l, h)?.to_dmatrix());
+            let r = logit_and_attention_ranks(
+                &qm,
+                &km,
+                mask,
+                LogitParams::default().backend(Backend::Auto),
+            )?;
             lr.push(r.logit_numerical_rank as f64);
             le.push(r.logit_effective_rank);
             ar.push(r.attention_numerical_rank as f64);
             ae.push(r.attention_effective_rank);
-            for (i, p) in temperature_sweep(&qm, &km, mask, &scales, Backend::Auto)?
-                .into_iter()
-                .enumerate()
+            for (i, p) in temperature_sweep(
+                &qm,
+                &km,
+                mask,
+                &scales,
+                LogitParams::default().backend(Backend::Auto),
+            )?
+            .into_iter()
+            .enumerate()
             {
                 per_scale[i].push(p.effective_rank);
             }
@@ -411,9 +425,10 @@ fn plot(r: &ModelReport, path: &Path, title: &str) -> Result<(), Box<dyn std::er
     let (top, bottom) = root.split_vertically(h / 2 - 20);
     // The y axis starts one decade below the smallest positive σᵢ/σ₁, and
     // never below the round-off level of the arithmetic.
-    let lowest = match r.precision {
-        Precision::F32 => f64::from(f32::EPSILON) * 0.1,
-        Precision::F64 => 1e-17,
+    let lowest = if r.precision == Precision::F32 {
+        f64::from(f32::EPSILON) * 0.1
+    } else {
+        1e-17
     };
     let smallest = r
         .heads
@@ -495,10 +510,10 @@ fn plot(r: &ModelReport, path: &Path, title: &str) -> Result<(), Box<dyn std::er
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let source = load(&args)?;
     println!("attention-svd analyze: {}", source.description);
-    let options = Options::default()
+    let options = AnalysisParams::default()
         .precision(args.precision)
         .data_precision(source.data_precision);
-    let report = analyze(&source.stack, &options)?;
+    let report = analyze(&source.stack, options)?;
     let shipped_default = args.file.is_none() && args.q.is_none();
     print_report(&report, !args.layers_only);
     let worst = report

@@ -9,11 +9,13 @@
 //! with the noise floor of the float32 data, and the same heads under a
 //! causal mask (a what-if: the model is bidirectional).
 
-use attention_svd::analysis::{
-    ModelReport, Options, Precision, analyze, attention_from_queries_keys,
-};
+use attention_svd::Precision;
+use attention_svd::analysis::{AnalysisParams, ModelReport, analyze};
 use attention_svd::attention::Mask;
-use attention_svd::{Error, Stack, npy};
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product_stack;
+use attention_svd::io::npy;
+use attention_svd::{Error, Stack};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
 const INPUTS: [&str; 3] = ["lighthouse_n16", "bread_n64", "glacier_n128"];
@@ -26,7 +28,7 @@ fn model_attention(name: &str) -> Result<Stack<f64>, Error> {
         return npy::read_stack(path);
     }
     let (q, k) = qk(name)?;
-    attention_from_queries_keys(&q, &k, &Mask::none(), None)
+    scaled_dot_product_stack(&q, &k, &Mask::none(), Scale::default())
 }
 
 fn qk(name: &str) -> Result<(Stack<f64>, Stack<f64>), Error> {
@@ -44,12 +46,12 @@ fn main() -> Result<(), Error> {
     let mut reports = Vec::new();
     for name in INPUTS {
         // The data are float32: the noise floor uses ε_f32.
-        let options = Options::default().data_precision(Precision::F32);
-        let bi = analyze(&model_attention(name)?, &options)?;
+        let options = AnalysisParams::default().data_precision(Precision::F32);
+        let bi = analyze(&model_attention(name)?, options)?;
         let (q, k) = qk(name)?;
         let causal = analyze(
-            &attention_from_queries_keys(&q, &k, &Mask::causal(), None)?,
-            &options,
+            &scaled_dot_product_stack(&q, &k, &Mask::causal(), Scale::default())?,
+            options,
         )?;
         reports.push((name, bi, causal));
     }

@@ -20,17 +20,21 @@
 //! Every time is the median of at least 3 runs after a warm-up run (more
 //! runs, up to 20, while the total stays under a second).
 
+use attention_svd::Precision;
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product;
+use attention_svd::io::npy;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use attention_svd::analysis::{Options, Precision, analyze};
-use attention_svd::attention::{Mask, scaled_dot_product_with_scale};
+use attention_svd::analysis::{AnalysisParams, analyze};
+use attention_svd::attention::Mask;
 use attention_svd::randomized::{RandomizedParams, randomized_svd};
 use attention_svd::svd::{Backend, singular_values, svd};
-use attention_svd::{Scalar, Stack, npy};
+use attention_svd::{Scalar, Stack};
 use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -41,19 +45,14 @@ const MIN_REPS: usize = 3;
 const MIN_SECONDS: f64 = 1.0;
 const MAX_REPS: usize = 20;
 
-/// Executes `vzeroupper` (see `src/dense.rs`): faer's kernels return with
+/// Leaves the vector registers in a clean state: faer's kernels return with
 /// the upper halves of the AVX registers dirty, which slows down the SSE
-/// code that follows; every measurement starts from a clean state.
+/// code that follows, and the raw faer calls timed here do not clean up.
+/// Any call into faer through the crate does (`simd::faer_call`), so one
+/// tiny one is made; every measurement starts from a clean state.
 fn clear_upper_state() {
-    struct Clear;
-    impl pulp::WithSimd for Clear {
-        type Output = ();
-        #[inline(always)]
-        fn with_simd<S: pulp::Simd>(self, simd: S) {
-            std::hint::black_box(simd.splat_f64s(0.0));
-        }
-    }
-    pulp::Arch::new().dispatch(Clear);
+    let tiny = DMatrix::<f64>::identity(1, 1);
+    std::hint::black_box(singular_values(&tiny, Backend::Faer).expect("1×1"));
 }
 
 /// Median wall time in seconds of `f`, after one warm-up call.
@@ -93,7 +92,7 @@ fn attention_matrix(n: usize, seed: u64) -> DMatrix<f64> {
     let mut rng = StdRng::seed_from_u64(seed);
     let q = gaussian::<f64>(&mut rng, n, 64);
     let k = gaussian::<f64>(&mut rng, n, 64);
-    scaled_dot_product_with_scale(&q, &k, &Mask::none(), 2.0 / 8.0).expect("finite input")
+    scaled_dot_product(&q, &k, &Mask::none(), Scale::fixed(2.0 / 8.0)).expect("finite input")
 }
 
 /// One row of a result table.
@@ -400,7 +399,7 @@ fn main() {
                 task: format!("softmax f32 {mask_name} n={n}"),
                 ours: median_seconds(|| {
                     std::hint::black_box(
-                        scaled_dot_product_with_scale(q32, k32, &mask32, 0.125).expect("finite"),
+                        scaled_dot_product(q32, k32, &mask32, Scale::fixed(0.125)).expect("finite"),
                     );
                 }),
                 numpy: None,
@@ -412,7 +411,7 @@ fn main() {
                 task: format!("softmax f64 {mask_name} n={n}"),
                 ours: median_seconds(|| {
                     std::hint::black_box(
-                        scaled_dot_product_with_scale(q, k, &mask64, 0.125).expect("finite"),
+                        scaled_dot_product(q, k, &mask64, Scale::fixed(0.125)).expect("finite"),
                     );
                 }),
                 numpy: None,
@@ -428,19 +427,19 @@ fn main() {
     let full_values = median_seconds(|| {
         std::hint::black_box(singular_values(&rand_a, Backend::Auto).expect("converges"));
     });
-    let max_rel_err = |p: &RandomizedParams| {
+    let max_rel_err = |p: RandomizedParams| {
         let f = randomized_svd(&rand_a, rand_k, p).expect("valid rank");
         f.singular_values()
             .iter()
-            .zip(&exact)
+            .zip(exact.iter())
             .map(|(s, e)| ((s - e) / e).abs())
             .fold(0.0f64, f64::max)
     };
     let defaults = RandomizedParams::default();
     let default_time = median_seconds(|| {
-        std::hint::black_box(randomized_svd(&rand_a, rand_k, &defaults).expect("valid rank"));
+        std::hint::black_box(randomized_svd(&rand_a, rand_k, defaults).expect("valid rank"));
     });
-    let default_err = max_rel_err(&defaults);
+    let default_err = max_rel_err(defaults);
     let rand_task = format!("randomized k={rand_k} n={rand_n}");
     let rand_rows = vec![
         Row {
@@ -470,9 +469,9 @@ fn main() {
             let params = RandomizedParams::default()
                 .oversampling(p)
                 .power_iterations(q);
-            let err = max_rel_err(&params);
+            let err = max_rel_err(params);
             let t = median_seconds(|| {
-                std::hint::black_box(randomized_svd(&rand_a, rand_k, &params).expect("valid rank"));
+                std::hint::black_box(randomized_svd(&rand_a, rand_k, params).expect("valid rank"));
             });
             let _ = writeln!(sweep, "| {q} | {p} | {} | {err:.2e} |", fmt_ms(t));
             if err < 1e-6 {
@@ -483,14 +482,14 @@ fn main() {
     }
 
     // ---- many heads ----------------------------------------------------------
-    let options = Options::default().precision(Precision::F32);
+    let options = AnalysisParams::default().precision(Precision::F32);
     let in_pool = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .expect("thread pool");
         median_seconds(|| {
-            pool.install(|| std::hint::black_box(analyze(&stack, &options).expect("valid stack")));
+            pool.install(|| std::hint::black_box(analyze(&stack, options).expect("valid stack")));
         })
     };
     let one = in_pool(1);

@@ -11,10 +11,14 @@
 //! the largest row-sum deviation |Σⱼ aᵢⱼ − 1|, and which SVD backend `Auto`
 //! ended up using.
 
+use attention_svd::attention::Scale;
 use attention_svd::attention::{Mask, scaled_dot_product};
 use attention_svd::lowrank::cumulative_energy;
+use attention_svd::metrics::RankTolerance;
 use attention_svd::metrics::Summary;
-use attention_svd::stochastic::{check_row_stochastic, max_row_sum_deviation};
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
+use attention_svd::stochastic::max_row_sum_deviation;
 use attention_svd::svd::{Backend, svd};
 use attention_svd::{Error, Scalar};
 use nalgebra::DMatrix;
@@ -40,12 +44,12 @@ fn row<T: Scalar>(
     k: &DMatrix<f64>,
     mask: &Mask<T>,
 ) -> Result<Vec<T>, Error> {
-    let a = scaled_dot_product(&q.map(T::lit), &k.map(T::lit), mask)?;
-    check_row_stochastic(&a, None)?;
+    let a = scaled_dot_product(&q.map(T::lit), &k.map(T::lit), mask, Scale::default())?;
+    check_stochastic(&a, StochasticParams::row())?;
     let f = svd(&a, Backend::Auto)?;
     let (n, m) = a.shape();
     let sigma = f.singular_values().to_vec();
-    let s = Summary::from_singular_values(sigma.clone(), n, m)?;
+    let s = Summary::from_singular_values(sigma.clone(), (n, m), RankTolerance::default())?;
     println!(
         "{label:<18} {:>4} {:>8.4} {:>9.2e} {:>7.2} {:>6.2} {:>5} {:>4} {:>4} {:>5} {:>9.2e} {:>9.1e}  {}",
         T::NAME,
@@ -113,7 +117,7 @@ fn main() -> Result<(), Error> {
     // Causal attention is lower-triangular with a positive diagonal, so it is
     // nonsingular in exact arithmetic (docs/THEORY.md, T3); its determinant
     // can nevertheless be far below what floating point resolves.
-    let a = scaled_dot_product(&q, &k, &Mask::<f64>::causal())?;
+    let a = scaled_dot_product(&q, &k, &Mask::<f64>::causal(), Scale::default())?;
     let log_det: f64 = (0..n).map(|i| a[(i, i)].log10()).sum();
     let floor = causal[0] * n as f64 * f64::EPSILON;
     let below = causal.iter().filter(|&&s| s <= floor).count();

@@ -78,6 +78,9 @@ head_dim, value_dim, causal, sliding_window, positions, per-layer scale), the
 kv_group map, the stored dtype, whether the export is batched, the array
 files (names relative to the JSON), the prompts (text, unpadded length n,
 tokens, token ids), the validation numbers and the software versions.
+Without captured q/k/v (``--no-qkv`` on a model that cannot be captured)
+kv_heads, head_dim, value_dim, scale, kv_group and
+max_abs_diff_recomputed are null.
 
 Masks: ``causal`` means key j is visible to query i only if j <= i; a
 ``sliding_window`` W (Mistral-style) further requires i - j < W (a query
@@ -102,6 +105,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -342,7 +346,7 @@ def legacy_scale(config: Any, kind: str, layer: int, head_dim: int) -> float:
 
 # ------------------------------------------------------------------ forward
 def tokenize(tokenizer: Any, prompts: list[str], device: str) -> dict[str, Any]:
-    """Right-padded batch: input_ids, attention_mask, lengths."""
+    """Right-padded batch (input_ids, attention_mask, ...) on device."""
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = (tokenizer.eos_token or tokenizer.unk_token
@@ -539,6 +543,7 @@ def write_arrays(prefix: Path, arrays: dict[str, torch.Tensor], fmt: str,
         from safetensors.torch import save_file
         path = prefix.with_name(prefix.name + ".safetensors")
         save_file(arrays, str(path))
+        path.chmod(0o666 & ~current_umask())  # save_file creates it 0600
         return {n: {"file": path.name, "tensor": n} for n in arrays}
     entries = {}
     for name, t in arrays.items():
@@ -547,6 +552,13 @@ def write_arrays(prefix: Path, arrays: dict[str, torch.Tensor], fmt: str,
             t.cpu().numpy().astype(NPY_DTYPES[dtype_name])))
         entries[name] = {"file": path.name}
     return entries
+
+
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def prompt_entries(tokenizer: Any, texts: list[str],
@@ -618,7 +630,8 @@ def export(args: argparse.Namespace) -> None:
             f"{base.name}_{i}")
         plans.append((prefix, cap, groups, arrays, entries, validation))
         shape = "x".join(map(str, cap.attn.shape[1:]))
-        print(f"[{prefix.name}] capture={method} attn[{shape}] "
+        how = method if cap.q is not None else "none"
+        print(f"[{prefix.name}] capture={how} attn[{shape}] "
               f"row-sum err {validation['max_row_sum_error']:.2e}, "
               f"recomputed diff "
               + (f"{validation['max_abs_diff_recomputed']:.2e}"

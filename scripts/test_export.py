@@ -581,6 +581,16 @@ FIXTURE_RUNS = {
     "tiny_mistral_window": ("mistral_window", ["--text", PROMPT_LONG,
                                                "--dtype", "float32"]),
 }
+FIXTURE_EXPECT = {
+    "tiny_llama_gqa": {"type": "llama", "kv_heads": 2, "positions": "rope",
+                       "sliding_window": None, "dtype": "float16",
+                       "batched": False, "kv_group": [0, 0, 1, 1]},
+    "tiny_llama_batch": {"type": "llama", "kv_heads": 2, "dtype": "float32",
+                         "batched": True, "kv_group": [0, 0, 1, 1]},
+    "tiny_mistral_window": {"type": "mistral", "sliding_window": 6,
+                            "causal": True, "dtype": "float32",
+                            "batched": False},
+}
 FIXTURE_NAMES = {"llama_gqa": "random-tiny-llama-gqa-seed0",
                  "mistral_window": "random-tiny-mistral-window6-seed0"}
 
@@ -599,7 +609,8 @@ def write_fixtures(tmp: Path) -> None:
         if not export(folder, args):
             continue
         fmt = "safetensors" if "safetensors" in extra else "npy"
-        meta, arr = check_export(folder, target / f"{folder}.json", fmt, {})
+        meta, arr = check_export(folder, target / f"{folder}.json", fmt,
+                                 FIXTURE_EXPECT[folder])
         if model == "mistral_window":
             check_window(folder, meta, arr)
         size = sum(p.stat().st_size for p in target.iterdir())
@@ -637,8 +648,9 @@ def write_readme(commands: list[tuple[str, dict[str, Any], list[str]]]) -> None:
         lines.append(
             f"| `{folder}/` | {m['class']}: {m['layers']} layers, "
             f"{m['heads']} heads, {m['kv_heads']} KV heads (kv_group "
-            f"{meta['kv_group']}), head_dim {m['head_dim']}, sliding_window "
-            f"{m['sliding_window']} | n = "
+            f"{meta['kv_group']}), head_dim {m['head_dim']}, "
+            + (f"sliding window {m['sliding_window']}" if m["sliding_window"]
+               else "no sliding window") + " | n = "
             f"{', '.join(str(p['n']) for p in meta['prompts'])}"
             f"{' (batched)' if meta['batched'] else ''} | {meta['dtype']} "
             f"{'safetensors' if 'tensor' in meta['arrays']['attn'] else 'npy'}"
@@ -653,8 +665,9 @@ def write_readme(commands: list[tuple[str, dict[str, Any], list[str]]]) -> None:
                      + (f", sliding_window={c.sliding_window}"
                         if getattr(c, "sliding_window", None) else "")
                      + ", initializer_range=0.2)`")
-    lines += ["", "Exporter commands run (from the repository root):", "",
-              "```sh"]
+    lines += ["", "Exporter commands run (from the repository root; "
+              "`$TMP/<model>` is the folder that `--write-fixtures` builds "
+              "and deletes):", "", "```sh"]
     for _, _, args in commands:
         lines.append("HF_HUB_OFFLINE=1 python scripts/export_attention.py "
                      + " ".join(quote(a) for a in args))
@@ -670,8 +683,10 @@ def write_readme(commands: list[tuple[str, dict[str, Any], list[str]]]) -> None:
 
 
 def quote(arg: str) -> str:
-    """Shell-quote for the README."""
+    """Shell-quote for the README ($TMP stays expandable)."""
     import shlex
+    if arg.startswith("$TMP/"):
+        return "$TMP/" + shlex.quote(arg[len("$TMP/"):])
     return shlex.quote(arg)
 
 

@@ -44,13 +44,15 @@ impl<T: Scalar, S: Data<Elem = T>> AsMatrixRef<T> for ArrayBase<S, Ix2> {
     fn as_matrix_ref(&self) -> MatrixRef<'_, T> {
         let (n, m) = self.dim();
         let strides = self.strides();
-        if strides.iter().all(|&s| s >= 0) {
-            if let Some(data) = self.as_slice_memory_order() {
-                let strides = (strides[0] as usize, strides[1] as usize);
-                if let Some(r) = MatrixRef::from_slice_with_strides(data, (n, m), strides) {
-                    return r;
-                }
-            }
+        if strides.iter().all(|&s| s >= 0)
+            && let Some(data) = self.as_slice_memory_order()
+            && let Some(r) = MatrixRef::from_slice_with_strides(
+                data,
+                (n, m),
+                (strides[0] as usize, strides[1] as usize),
+            )
+        {
+            return r;
         }
         MatrixRef::owned(DMatrix::from_fn(n, m, |i, j| self[[i, j]]))
     }

@@ -2,9 +2,8 @@
 //! agreement across precisions, and every error path.
 
 use attention_svd::Error;
-use attention_svd::attention::{
-    Mask, multi_head, scaled_dot_product, scaled_dot_product_with_scale, softmax_rows, split_heads,
-};
+use attention_svd::attention::Scale;
+use attention_svd::attention::{Mask, multi_head, scaled_dot_product, softmax_rows, split_heads};
 use nalgebra::{DMatrix, dmatrix};
 
 fn qk(n: usize, m: usize, d: usize) -> (DMatrix<f64>, DMatrix<f64>) {
@@ -50,14 +49,14 @@ fn assert_close(a: &DMatrix<f64>, b: &DMatrix<f64>) {
 #[test]
 fn unmasked_matches_reference() {
     let (q, k) = qk(5, 7, 4);
-    let a = scaled_dot_product(&q, &k, &Mask::none()).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::none(), Scale::default()).unwrap();
     assert_close(&a, &reference(&q, &k, 0.5, |_, _| true, |_, _| 0.0));
 }
 
 #[test]
 fn causal_square_is_lower_triangular() {
     let (q, k) = qk(6, 6, 3);
-    let a = scaled_dot_product(&q, &k, &Mask::causal()).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()).unwrap();
     let s = 1.0 / 3f64.sqrt();
     assert_close(&a, &reference(&q, &k, s, |i, j| j <= i, |_, _| 0.0));
 }
@@ -66,7 +65,7 @@ fn causal_square_is_lower_triangular() {
 fn causal_with_kv_cache_offset() {
     // 3 new queries against 8 cached keys: query i sits at position i + 5.
     let (q, k) = qk(3, 8, 4);
-    let a = scaled_dot_product(&q, &k, &Mask::causal()).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()).unwrap();
     assert_close(&a, &reference(&q, &k, 0.5, |i, j| j <= i + 5, |_, _| 0.0));
     assert_eq!(a[(0, 6)], 0.0);
     assert!(a[(0, 5)] > 0.0);
@@ -76,7 +75,7 @@ fn causal_with_kv_cache_offset() {
 fn causal_with_more_queries_than_keys_masks_the_first_rows() {
     let (q, k) = qk(5, 3, 2);
     assert_eq!(
-        scaled_dot_product(&q, &k, &Mask::causal()),
+        scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()),
         Err(Error::FullyMaskedRow { row: 0 })
     );
 }
@@ -85,7 +84,7 @@ fn causal_with_more_queries_than_keys_masks_the_first_rows() {
 fn sliding_window_keeps_the_last_w_keys() {
     let (q, k) = qk(7, 7, 3);
     for w in 1..=8 {
-        let a = scaled_dot_product(&q, &k, &Mask::sliding_window(w)).unwrap();
+        let a = scaled_dot_product(&q, &k, &Mask::sliding_window(w), Scale::default()).unwrap();
         let s = 1.0 / 3f64.sqrt();
         assert_close(
             &a,
@@ -93,7 +92,7 @@ fn sliding_window_keeps_the_last_w_keys() {
         );
     }
     // A window of one key is the identity.
-    let a = scaled_dot_product(&q, &k, &Mask::sliding_window(1)).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::sliding_window(1), Scale::default()).unwrap();
     assert_eq!(a, DMatrix::identity(7, 7));
 }
 
@@ -102,7 +101,7 @@ fn key_padding_and_causal_combine() {
     let (q, k) = qk(4, 4, 2);
     let valid = vec![true, false, true, true];
     let mask = Mask::causal().and(Mask::key_padding(valid.clone()));
-    let a = scaled_dot_product(&q, &k, &mask).unwrap();
+    let a = scaled_dot_product(&q, &k, &mask, Scale::default()).unwrap();
     let s = 1.0 / 2f64.sqrt();
     assert_close(
         &a,
@@ -111,7 +110,7 @@ fn key_padding_and_causal_combine() {
     // Two paddings intersect.
     let mask = Mask::key_padding(vec![true, true, false, true])
         .and(Mask::key_padding(vec![false, true, true, true]));
-    let a = scaled_dot_product(&q, &k, &mask).unwrap();
+    let a = scaled_dot_product(&q, &k, &mask, Scale::default()).unwrap();
     assert_eq!(a.column(0).amax() + a.column(2).amax(), 0.0);
 }
 
@@ -123,7 +122,7 @@ fn boolean_mask_and_bias() {
     let mut bias = DMatrix::from_fn(3, 5, |i, j| -0.5 * (i as f64 - j as f64).abs());
     bias[(2, 4)] = f64::NEG_INFINITY;
     let mask = Mask::from_bool(allowed.clone()).and(Mask::bias(bias.clone()));
-    let a = scaled_dot_product(&q, &k, &mask).unwrap();
+    let a = scaled_dot_product(&q, &k, &mask, Scale::default()).unwrap();
     let s = 1.0 / 2f64.sqrt();
     let expected = reference(
         &q,
@@ -139,7 +138,7 @@ fn boolean_mask_and_bias() {
     assert_eq!(b[(0, 0)], allowed[(0, 0)]);
     // Two biases add.
     let twice = Mask::bias(bias.clone()).and(Mask::bias(bias.clone()));
-    let a2 = scaled_dot_product(&q, &k, &twice).unwrap();
+    let a2 = scaled_dot_product(&q, &k, &twice, Scale::default()).unwrap();
     let expected2 = reference(
         &q,
         &k,
@@ -165,8 +164,14 @@ fn mask_predicates() {
 #[test]
 fn f32_agrees_with_f64() {
     let (q, k) = qk(16, 16, 8);
-    let a64 = scaled_dot_product(&q, &k, &Mask::causal()).unwrap();
-    let a32 = scaled_dot_product(&q.cast::<f32>(), &k.cast::<f32>(), &Mask::causal()).unwrap();
+    let a64 = scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()).unwrap();
+    let a32 = scaled_dot_product(
+        &q.cast::<f32>(),
+        &k.cast::<f32>(),
+        &Mask::causal(),
+        Scale::default(),
+    )
+    .unwrap();
     let err = (a32.cast::<f64>() - a64).amax();
     assert!(err <= 1e-6, "{err:e}");
 }
@@ -177,11 +182,11 @@ fn overflowing_product_is_rescaled_or_reported() {
     let q = DMatrix::<f32>::from_element(2, 4, 2e19);
     let mut k = DMatrix::<f32>::from_element(2, 4, 2e19);
     k[(1, 0)] = -2e19;
-    let a = scaled_dot_product_with_scale(&q, &k, &Mask::none(), 1e-20).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::none(), Scale::fixed(1e-20)).unwrap();
     assert_eq!(a, dmatrix![1.0, 0.0; 1.0, 0.0]);
     // With the default scale the logits themselves overflow.
     assert_eq!(
-        scaled_dot_product(&q, &k, &Mask::none()),
+        scaled_dot_product(&q, &k, &Mask::none(), Scale::default()),
         Err(Error::Overflow {
             what: "scaled logits QKᵀ"
         })
@@ -191,15 +196,15 @@ fn overflowing_product_is_rescaled_or_reported() {
 #[test]
 fn multi_head_matches_per_head_attention() {
     let (q, k) = qk(5, 6, 12);
-    let heads = multi_head(&q, &k, 3, &Mask::causal()).unwrap();
+    let heads = multi_head(&q, &k, 3, &Mask::causal(), Scale::default()).unwrap();
     let qs = split_heads(&q, 3).unwrap();
     let ks = split_heads(&k, 3).unwrap();
     assert_eq!(heads.len(), 3);
     for t in 0..3 {
-        assert_eq!(qs[t], q.columns(4 * t, 4).into_owned());
+        assert_eq!(qs[t].to_dmatrix(), q.columns(4 * t, 4).into_owned());
         assert_eq!(
             heads[t],
-            scaled_dot_product(&qs[t], &ks[t], &Mask::causal()).unwrap()
+            scaled_dot_product(&qs[t], &ks[t], &Mask::causal(), Scale::default()).unwrap()
         );
     }
 }
@@ -237,7 +242,12 @@ fn error_paths() {
     let (q, k) = qk(3, 4, 2);
     // Empty inputs, including d = 0.
     assert!(matches!(
-        scaled_dot_product(&DMatrix::<f64>::zeros(0, 2), &k, &Mask::none()),
+        scaled_dot_product(
+            &DMatrix::<f64>::zeros(0, 2),
+            &k,
+            &Mask::none(),
+            Scale::default()
+        ),
         Err(Error::Empty {
             what: "queries",
             ..
@@ -247,7 +257,8 @@ fn error_paths() {
         scaled_dot_product(
             &DMatrix::<f64>::zeros(3, 0),
             &DMatrix::zeros(4, 0),
-            &Mask::none()
+            &Mask::none(),
+            Scale::default()
         ),
         Err(Error::Empty { .. })
     ));
@@ -257,7 +268,7 @@ fn error_paths() {
     ));
     // Width mismatch.
     assert_eq!(
-        scaled_dot_product(&q, &DMatrix::zeros(4, 3), &Mask::none()),
+        scaled_dot_product(&q, &DMatrix::zeros(4, 3), &Mask::none(), Scale::default()),
         Err(Error::ShapeMismatch {
             what: "keys",
             expected: (4, 2),
@@ -268,7 +279,7 @@ fn error_paths() {
     let mut bad = q.clone();
     bad[(2, 1)] = f64::INFINITY;
     assert_eq!(
-        scaled_dot_product(&bad, &k, &Mask::none()),
+        scaled_dot_product(&bad, &k, &Mask::none(), Scale::default()),
         Err(Error::NonFinite {
             what: "queries",
             row: 2,
@@ -278,41 +289,46 @@ fn error_paths() {
     let mut badk = k.clone();
     badk[(0, 0)] = f64::NAN;
     assert!(matches!(
-        scaled_dot_product(&q, &badk, &Mask::none()),
+        scaled_dot_product(&q, &badk, &Mask::none(), Scale::default()),
         Err(Error::NonFinite { what: "keys", .. })
     ));
     // Bad scale.
     assert!(matches!(
-        scaled_dot_product_with_scale(&q, &k, &Mask::none(), f64::NAN),
+        scaled_dot_product(&q, &k, &Mask::none(), Scale::fixed(f64::NAN)),
         Err(Error::InvalidParameter { name: "scale", .. })
     ));
     // Mask shapes and parameters.
     assert!(matches!(
-        scaled_dot_product(&q, &k, &Mask::key_padding(vec![true; 3])),
+        scaled_dot_product(&q, &k, &Mask::key_padding(vec![true; 3]), Scale::default()),
         Err(Error::ShapeMismatch {
             what: "key padding mask",
             ..
         })
     ));
     assert!(matches!(
-        scaled_dot_product(&q, &k, &Mask::from_bool(DMatrix::from_element(4, 3, true))),
+        scaled_dot_product(
+            &q,
+            &k,
+            &Mask::from_bool(DMatrix::from_element(4, 3, true)),
+            Scale::default()
+        ),
         Err(Error::ShapeMismatch {
             what: "boolean mask",
             ..
         })
     ));
     assert!(matches!(
-        scaled_dot_product(&q, &k, &Mask::bias(DMatrix::zeros(3, 3))),
+        scaled_dot_product(&q, &k, &Mask::bias(DMatrix::zeros(3, 3)), Scale::default()),
         Err(Error::ShapeMismatch { what: "bias", .. })
     ));
     assert!(matches!(
-        scaled_dot_product(&q, &k, &Mask::sliding_window(0)),
+        scaled_dot_product(&q, &k, &Mask::sliding_window(0), Scale::default()),
         Err(Error::InvalidParameter { name: "window", .. })
     ));
     let mut nan_bias = DMatrix::zeros(3, 4);
     nan_bias[(1, 1)] = f64::NAN;
     assert_eq!(
-        scaled_dot_product(&q, &k, &Mask::bias(nan_bias)),
+        scaled_dot_product(&q, &k, &Mask::bias(nan_bias), Scale::default()),
         Err(Error::NonFinite {
             what: "bias",
             row: 1,
@@ -321,7 +337,12 @@ fn error_paths() {
     );
     let big = DMatrix::from_element(3, 4, f64::MAX);
     assert!(matches!(
-        scaled_dot_product(&q, &k, &Mask::bias(big.clone()).and(Mask::bias(big))),
+        scaled_dot_product(
+            &q,
+            &k,
+            &Mask::bias(big.clone()).and(Mask::bias(big)),
+            Scale::default()
+        ),
         Err(Error::Overflow { .. })
     ));
     // Logit plus bias overflowing.
@@ -333,7 +354,7 @@ fn error_paths() {
     // A fully masked row.
     let mask = Mask::from_bool(DMatrix::from_fn(3, 4, |i, _| i != 1));
     assert_eq!(
-        scaled_dot_product(&q, &k, &mask),
+        scaled_dot_product(&q, &k, &mask, Scale::default()),
         Err(Error::FullyMaskedRow { row: 1 })
     );
     // Heads.
@@ -346,7 +367,8 @@ fn error_paths() {
             &DMatrix::<f64>::zeros(3, 6),
             &DMatrix::zeros(3, 6),
             4,
-            &Mask::none()
+            &Mask::none(),
+            Scale::default()
         ),
         Err(Error::InvalidParameter { name: "heads", .. })
     ));
@@ -355,7 +377,8 @@ fn error_paths() {
             &DMatrix::<f64>::zeros(3, 6),
             &DMatrix::zeros(3, 4),
             2,
-            &Mask::none()
+            &Mask::none(),
+            Scale::default()
         ),
         Err(Error::ShapeMismatch { .. })
     ));
@@ -432,7 +455,7 @@ fn check_fused(n: usize, m: usize, d: usize) {
             }
         };
         let want = reference(&q, &k, scale, |i, j| allowed[(i, j)], bias);
-        let got = scaled_dot_product_with_scale(&q, &k, &mask, scale).unwrap();
+        let got = scaled_dot_product(&q, &k, &mask, Scale::fixed(scale)).unwrap();
         check(&got, &want, f64::EPSILON, "f64");
         // softmax_rows runs the same kernel on given logits.
         let z = &q * k.transpose() * scale;
@@ -444,7 +467,7 @@ fn check_fused(n: usize, m: usize, d: usize) {
         );
         // f32: the reference from the f32 inputs, widened exactly.
         let want = reference(&q32w, &k32w, scale, |i, j| allowed[(i, j)], bias);
-        let got = scaled_dot_product_with_scale(&q32, &k32, &mask32, scale as f32).unwrap();
+        let got = scaled_dot_product(&q32, &k32, &mask32, Scale::fixed(scale as f32)).unwrap();
         check(&got.map(f64::from), &want, f64::from(f32::EPSILON), "f32");
         let z32 = (&q32 * k32.transpose()) * (scale as f32);
         let rows = softmax_rows(&z32, &mask32).unwrap().map(f64::from);
@@ -474,10 +497,10 @@ fn fused_kernel_reports_the_first_bad_row_in_a_later_block() {
     // Row 300 (past the first block) fully masked by the boolean mask.
     let (q, k) = qk(400, 600, 8);
     let allowed = DMatrix::from_fn(400, 600, |i, _| i != 300);
-    let err = scaled_dot_product(&q, &k, &Mask::from_bool(allowed)).unwrap_err();
+    let err = scaled_dot_product(&q, &k, &Mask::from_bool(allowed), Scale::default()).unwrap_err();
     assert!(matches!(err, Error::FullyMaskedRow { row: 300 }), "{err:?}");
     // More queries than keys under a causal mask: the first rows have no key.
     let (q, k) = qk(600, 500, 8);
-    let err = scaled_dot_product(&q, &k, &Mask::causal()).unwrap_err();
+    let err = scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()).unwrap_err();
     assert!(matches!(err, Error::FullyMaskedRow { row: 0 }), "{err:?}");
 }

@@ -1,12 +1,16 @@
 //! Rank collapse, rollout, logit rank and the factored SVD of QKᵀ, each tied
 //! to its theorem in `docs/THEORY.md` (T8, T13, T15–T18), for f32 and f64.
 
+use attention_svd::attention::Scale;
 use attention_svd::attention::{Mask, softmax_rows};
 use attention_svd::collapse::{
     attention_product, collapse_across_layers, composite_norm, rank_collapse, rollout,
 };
+use attention_svd::logits::LogitParams;
 use attention_svd::logits::{factored_svd, logit_and_attention_ranks, temperature_sweep};
-use attention_svd::stochastic::{check_row_stochastic, default_tolerance};
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
+use attention_svd::stochastic::default_tolerance;
 use attention_svd::svd::{Backend, singular_values};
 use attention_svd::{Error, Scalar, Stack};
 use nalgebra::DMatrix;
@@ -39,7 +43,7 @@ fn products_stay_stochastic<T: Scalar>(mats: Vec<DMatrix<f64>>) -> Check {
     let l = mats.len();
     let tol_l = default_tolerance::<T>(n) * T::from_count(l + 1);
     let p = attention_product(&mats).unwrap();
-    prop_assert!(check_row_stochastic(&p, Some(tol_l)).is_ok());
+    prop_assert!(check_stochastic(&p, StochasticParams::row().tolerance(tol_l)).is_ok());
     prop_assert!(p.iter().all(|&x| x >= T::zero()));
     let data: Vec<T> = mats
         .iter()
@@ -47,7 +51,7 @@ fn products_stay_stochastic<T: Scalar>(mats: Vec<DMatrix<f64>>) -> Check {
         .collect();
     let stack = Stack::new([l, 1, n, n], data).unwrap();
     for r in rollout(&stack).unwrap() {
-        prop_assert!(check_row_stochastic(&r, Some(tol_l)).is_ok());
+        prop_assert!(check_stochastic(&r, StochasticParams::row().tolerance(tol_l)).is_ok());
     }
     Ok(())
 }
@@ -102,15 +106,20 @@ fn factored_equals_dense<T: Scalar>((q, k): (DMatrix<f64>, DMatrix<f64>)) -> Che
     let t = tol::<T>(n.max(m).max(d)).to_f64();
     for s in [0.5, -2.0] {
         let z = &q * k.transpose() * T::lit(s);
-        let f = factored_svd(&q, &k, T::lit(s)).unwrap();
+        let f = factored_svd(
+            &q,
+            &k,
+            LogitParams::default().scale(Scale::fixed(T::lit(s))),
+        )
+        .unwrap();
         prop_assert_eq!(f.rank(), n.min(m).min(d));
-        let dense: Vec<T> = singular_values(&z, Backend::Auto).unwrap();
+        let dense: Vec<T> = singular_values(&z, Backend::Auto).unwrap().into_vec();
         let s1 = dense[0].to_f64().max(f64::MIN_POSITIVE);
         for (i, x) in dense.iter().enumerate() {
             let y = f.singular_values().get(i).map_or(0.0, |v| v.to_f64());
             prop_assert!((x.to_f64() - y).abs() <= t * s1, "σ{i}: {:?} vs {y}", x);
         }
-        prop_assert!(fro(&(&z - f.to_dense())) <= t * fro(&z).max(f64::MIN_POSITIVE));
+        prop_assert!(fro(&(&z - f.reconstruct())) <= t * fro(&z).max(f64::MIN_POSITIVE));
         prop_assert!(orthogonality_error(f.u()) <= t);
         prop_assert!(orthogonality_error(&f.v_t().transpose()) <= t);
     }
@@ -130,7 +139,13 @@ mod t17_factored_svd_equals_dense {
 // T18: rank(QKᵀ/√d) ≤ d, and the attention's rank is what softmax makes it.
 fn logit_rank_bound<T: Scalar>((q, k): (DMatrix<f64>, DMatrix<f64>)) -> Check {
     let (q, k) = (cast::<T>(&q), cast::<T>(&k));
-    let r = logit_and_attention_ranks(&q, &k, &Mask::none(), Backend::Auto).unwrap();
+    let r = logit_and_attention_ranks(
+        &q,
+        &k,
+        &Mask::none(),
+        LogitParams::default().backend(Backend::Auto),
+    )
+    .unwrap();
     prop_assert!(r.logit_numerical_rank <= r.head_dim);
     prop_assert!(r.logit_effective_rank <= r.head_dim as f64 + 1e-9);
     prop_assert!(r.attention_numerical_rank <= q.nrows().min(k.nrows()));
@@ -150,8 +165,14 @@ mod t18_logit_rank_at_most_head_dim {
 // T13: the sweep's s = 0 end is uniform attention, rank one.
 fn sweep_limits<T: Scalar>((q, k): (DMatrix<f64>, DMatrix<f64>)) -> Check {
     let (q, k) = (cast::<T>(&q), cast::<T>(&k));
-    let sweep =
-        temperature_sweep(&q, &k, &Mask::none(), &[T::zero(), T::one()], Backend::Auto).unwrap();
+    let sweep = temperature_sweep(
+        &q,
+        &k,
+        &Mask::none(),
+        &[T::zero(), T::one()],
+        LogitParams::default().backend(Backend::Auto),
+    )
+    .unwrap();
     prop_assert_eq!(sweep[0].numerical_rank, 1);
     prop_assert!((sweep[0].effective_rank - 1.0).abs() <= 1e-3);
     prop_assert_eq!(sweep[0].energy_rank_99, 1);
@@ -182,7 +203,7 @@ fn uniform_layers_collapse_immediately_and_identity_layers_never() {
     assert_eq!(c.len(), 3);
     for d in &c {
         assert!((d.per_head[1].sigma_ratio - 1.0).abs() < 1e-14);
-        assert!((d.rollout_effective_rank - n as f64).abs() < 1e-12);
+        assert!((d.rollout.effective_rank - n as f64).abs() < 1e-12);
     }
 }
 
@@ -201,7 +222,7 @@ fn error_paths() {
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        attention_product::<f64>(&[]),
+        attention_product::<f64, DMatrix<f64>>(&[]),
         Err(Error::Empty { .. })
     ));
     assert!(matches!(
@@ -210,18 +231,32 @@ fn error_paths() {
     ));
     let q = DMatrix::<f64>::zeros(3, 2);
     assert!(matches!(
-        factored_svd(&q, &DMatrix::zeros(3, 4), 1.0),
+        factored_svd(
+            &q,
+            &DMatrix::zeros(3, 4),
+            LogitParams::default().scale(Scale::fixed(1.0))
+        ),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        factored_svd(&q, &q, f64::INFINITY),
+        factored_svd(
+            &q,
+            &q,
+            LogitParams::default().scale(Scale::fixed(f64::INFINITY))
+        ),
         Err(Error::InvalidParameter { .. })
     ));
     // The zero product: rank-r factors with zero singular values.
-    let z = factored_svd(&q, &q, 1.0).unwrap();
+    let z = factored_svd(&q, &q, LogitParams::default().scale(Scale::fixed(1.0))).unwrap();
     assert!(z.singular_values().iter().all(|&s| s == 0.0));
     assert!(matches!(
-        temperature_sweep(&a, &a, &Mask::none(), &[f64::NAN], Backend::Auto),
+        temperature_sweep(
+            &a,
+            &a,
+            &Mask::none(),
+            &[f64::NAN],
+            LogitParams::default().backend(Backend::Auto)
+        ),
         Err(Error::InvalidParameter { .. })
     ));
 }

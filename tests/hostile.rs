@@ -3,9 +3,13 @@
 //! ±1e±30 (f32) and ordinary numbers. Every call must return `Ok` with
 //! finite, valid results or a typed `Err`; a panic fails the test.
 
-use attention_svd::analysis::{Options, Precision, analyze};
-use attention_svd::attention::{Mask, multi_head, scaled_dot_product_with_scale, softmax_rows};
+use attention_svd::Precision;
+use attention_svd::analysis::{AnalysisParams, analyze};
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product;
+use attention_svd::attention::{Mask, multi_head, softmax_rows};
 use attention_svd::collapse::rank_collapse;
+use attention_svd::logits::LogitParams;
 use attention_svd::logits::factored_svd;
 use attention_svd::lowrank::{
     cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
@@ -15,9 +19,9 @@ use attention_svd::metrics::{
     RankTolerance, Summary, condition_number, effective_rank, numerical_rank, stable_rank,
 };
 use attention_svd::randomized::{RandomizedParams, randomized_svd};
-use attention_svd::stochastic::{
-    Stochasticity, check_row_stochastic, max_row_sum_deviation, violations,
-};
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
+use attention_svd::stochastic::{Stochasticity, max_row_sum_deviation, violations};
 use attention_svd::svd::{Backend, singular_values, svd};
 use attention_svd::{Scalar, Stack};
 use nalgebra::DMatrix;
@@ -98,15 +102,15 @@ fn svd_calls<T: Scalar>(a: DMatrix<f64>) -> Check {
             prop_assert!(f.u().iter().chain(f.v_t().iter()).all(|&x| finite(x)));
         }
     }
-    if k > 0 {
-        if let Ok(r) = randomized_svd(&a, 1, &RandomizedParams::default()) {
-            check_spectrum(r.singular_values(), 1)?;
-        }
+    if k > 0
+        && let Ok(r) = randomized_svd(&a, 1, RandomizedParams::default())
+    {
+        check_spectrum(r.singular_values(), 1)?;
     }
     if let Ok(c) = rank_collapse(&a, Backend::Auto) {
         prop_assert!(c.residual_relative.is_finite() && c.sigma_ratio.is_finite());
     }
-    if let Ok(z) = factored_svd(&a, &a, T::one()) {
+    if let Ok(z) = factored_svd(&a, &a, LogitParams::default().scale(Scale::fixed(T::one()))) {
         prop_assert!(z.singular_values().iter().all(|&x| finite(x)));
     }
     Ok(())
@@ -124,22 +128,22 @@ fn attention_calls<T: Scalar>(z: DMatrix<f64>) -> Check {
     for mask in &masks {
         if let Ok(a) = softmax_rows(&z, mask) {
             prop_assert_eq!(a.shape(), (n, m));
-            prop_assert!(check_row_stochastic(&a, None).is_ok());
+            prop_assert!(check_stochastic(&a, StochasticParams::row()).is_ok());
             let allowed = mask.to_bool(n, m).unwrap();
             for (x, ok) in a.iter().zip(allowed.iter()) {
                 prop_assert!(*ok || *x == T::zero());
             }
         }
-        if let Ok(a) = scaled_dot_product_with_scale(&z, &z, mask, T::lit(0.5)) {
-            prop_assert!(check_row_stochastic(&a, None).is_ok());
+        if let Ok(a) = scaled_dot_product(&z, &z, mask, Scale::fixed(T::lit(0.5))) {
+            prop_assert!(check_stochastic(&a, StochasticParams::row()).is_ok());
         }
     }
-    if let Ok(heads) = multi_head(&z, &z, 2, &Mask::none()) {
+    if let Ok(heads) = multi_head(&z, &z, 2, &Mask::none(), Scale::default()) {
         for a in heads {
-            prop_assert!(check_row_stochastic(&a, None).is_ok());
+            prop_assert!(check_stochastic(&a, StochasticParams::row()).is_ok());
         }
     }
-    let _ = violations(&z, Stochasticity::Doubly, None);
+    let _ = violations(&z, StochasticParams::default().kind(Stochasticity::Doubly));
     if let Ok(d) = max_row_sum_deviation(&z) {
         prop_assert!(finite(d));
     }
@@ -179,7 +183,7 @@ fn spectrum_calls<T: Scalar>(v: Vec<f64>) -> Check {
             prop_assert!(r <= k);
         }
     }
-    if let Ok(sum) = Summary::from_singular_values(s.clone(), k, k) {
+    if let Ok(sum) = Summary::from_singular_values(s.clone(), (k, k), RankTolerance::default()) {
         prop_assert!(finite(sum.effective_rank) && finite(sum.nuclear_norm));
     }
     Ok(())
@@ -189,7 +193,7 @@ fn analysis_calls<T: Scalar>(a: DMatrix<f64>) -> Check {
     let a = a.map(T::lit);
     if let Ok(stack) = Stack::from_matrices(1, 1, &[a]) {
         for precision in [Precision::F32, Precision::F64] {
-            if let Ok(r) = analyze(&stack, &Options::default().precision(precision)) {
+            if let Ok(r) = analyze(&stack, AnalysisParams::default().precision(precision)) {
                 for h in &r.heads {
                     prop_assert!(h.effective_rank.is_finite() && h.noise_floor.is_finite());
                     prop_assert!(h.singular_values.iter().all(|x| x.is_finite()));

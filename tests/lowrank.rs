@@ -2,8 +2,8 @@
 
 use attention_svd::Error;
 use attention_svd::lowrank::{
-    LowRank, cumulative_energy, energy_captured, frobenius_error,
-    normalized_cumulative_singular_values, rank_for_energy, spectral_error, truncate,
+    cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
+    rank_for_energy, spectral_error, truncate,
 };
 use attention_svd::svd::{Backend, svd};
 use nalgebra::DMatrix;
@@ -13,23 +13,20 @@ fn truncation_shapes_and_values() {
     let a = DMatrix::<f64>::from_fn(6, 4, |i, j| 1.0 / (1.0 + i as f64 + 2.0 * j as f64));
     let f = svd(&a, Backend::Auto).unwrap();
     for r in 0..=4 {
-        let lr = LowRank::from_svd(&f, r).unwrap();
+        let lr = f.truncate(r).unwrap();
         assert_eq!(lr.rank(), r);
         assert_eq!(lr.shape(), (6, 4));
         assert_eq!(lr.u().shape(), (6, r));
         assert_eq!(lr.v_t().shape(), (r, 4));
         assert_eq!(lr.singular_values(), &f.singular_values()[..r]);
-        let err = (&a - lr.to_dense()).norm();
+        let err = (&a - lr.reconstruct()).norm();
         let pred = frobenius_error(f.singular_values(), r).unwrap();
         assert!((err - pred).abs() <= 1e-14);
     }
-    assert!((LowRank::from_svd(&f, 4).unwrap().to_dense() - &a).norm() < 1e-14);
-    assert_eq!(
-        LowRank::from_svd(&f, 0).unwrap().to_dense(),
-        DMatrix::zeros(6, 4)
-    );
+    assert!((f.truncate(4).unwrap().reconstruct() - &a).norm() < 1e-14);
+    assert_eq!(f.truncate(0).unwrap().reconstruct(), DMatrix::zeros(6, 4));
     let direct = truncate(&a, 2, Backend::jacobi()).unwrap();
-    assert!((direct.to_dense() - LowRank::from_svd(&f, 2).unwrap().to_dense()).norm() < 1e-13);
+    assert!((direct.reconstruct() - f.truncate(2).unwrap().reconstruct()).norm() < 1e-13);
 }
 
 #[test]
@@ -37,25 +34,45 @@ fn rank_out_of_range_is_an_error() {
     let a = DMatrix::<f32>::identity(3, 5);
     let f = svd(&a, Backend::Auto).unwrap();
     assert_eq!(
-        LowRank::from_svd(&f, 4),
-        Err(Error::InvalidRank { rank: 4, max: 3 })
+        f.truncate(4),
+        Err(Error::InvalidRank {
+            rank: 4,
+            min: 0,
+            max: 3
+        })
     );
     assert_eq!(
         truncate(&a, 9, Backend::Auto).map(|_| ()),
-        Err(Error::InvalidRank { rank: 9, max: 3 })
+        Err(Error::InvalidRank {
+            rank: 9,
+            min: 0,
+            max: 3
+        })
     );
     let s = [2.0_f64, 1.0];
     assert_eq!(
         energy_captured(&s, 3),
-        Err(Error::InvalidRank { rank: 3, max: 2 })
+        Err(Error::InvalidRank {
+            rank: 3,
+            min: 0,
+            max: 2
+        })
     );
     assert_eq!(
         frobenius_error(&s, 3),
-        Err(Error::InvalidRank { rank: 3, max: 2 })
+        Err(Error::InvalidRank {
+            rank: 3,
+            min: 0,
+            max: 2
+        })
     );
     assert_eq!(
         spectral_error(&s, 3),
-        Err(Error::InvalidRank { rank: 3, max: 2 })
+        Err(Error::InvalidRank {
+            rank: 3,
+            min: 0,
+            max: 2
+        })
     );
 }
 

@@ -6,10 +6,10 @@
 //! test alone. The file is generated here, streamed one head at a time, and
 //! removed afterwards; it is never committed.
 
+use attention_svd::io::npy;
 use std::io::Write;
 
-use attention_svd::analysis::{Options, analyze};
-use attention_svd::npy;
+use attention_svd::analysis::{AnalysisParams, analyze};
 
 const SHAPE: [usize; 4] = [12, 12, 512, 512];
 
@@ -66,7 +66,7 @@ fn large_stack_is_analysed_within_twice_its_size() {
     let size = write_attention_file(&path);
     let before = peak_rss();
     let stack = npy::read_stack::<f32>(&path).unwrap();
-    let report = analyze(&stack, &Options::default()).unwrap();
+    let report = analyze(&stack, AnalysisParams::default()).unwrap();
     drop(stack);
     std::fs::remove_file(&path).ok();
     assert_eq!(report.heads.len(), 144);

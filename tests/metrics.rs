@@ -1,6 +1,7 @@
 //! Rank metrics: known values, conventions, tolerances and error paths.
 
 use attention_svd::Error;
+use attention_svd::metrics::SummaryParams;
 use attention_svd::metrics::{
     RankTolerance, Summary, condition_number, effective_rank, frobenius_norm, nuclear_norm,
     numerical_rank, spectral_norm, stable_rank, summarize,
@@ -32,7 +33,11 @@ fn zero_matrix_conventions() {
     assert_eq!(stable_rank(&z), Ok(0.0));
     assert_eq!(numerical_rank(&z, (2, 5), RankTolerance::default()), Ok(0));
     assert_eq!(condition_number(&z), Ok(f32::INFINITY));
-    let sum = summarize(&DMatrix::<f32>::zeros(2, 5), Backend::Auto).unwrap();
+    let sum = summarize(
+        &DMatrix::<f32>::zeros(2, 5),
+        SummaryParams::default().backend(Backend::Auto),
+    )
+    .unwrap();
     assert_eq!((sum.numerical_rank, sum.energy_rank_99), (0, 0));
 }
 
@@ -116,7 +121,7 @@ fn invalid_spectra_are_errors() {
 #[test]
 fn summary_agrees_with_the_individual_metrics() {
     let a = DMatrix::<f64>::from_fn(7, 5, |i, j| ((i + 1) as f64).powi(-(j as i32)));
-    let s = summarize(&a, Backend::Auto).unwrap();
+    let s = summarize(&a, SummaryParams::default().backend(Backend::Auto)).unwrap();
     let sigma = &s.singular_values;
     assert_eq!((s.rows, s.cols, sigma.len()), (7, 5, 5));
     assert_eq!(s.effective_rank, effective_rank(sigma).unwrap());
@@ -128,14 +133,18 @@ fn summary_agrees_with_the_individual_metrics() {
     assert_eq!(s.rank_threshold, 7.0 * f64::EPSILON * sigma[0]);
     assert!(s.energy_rank_90 <= s.energy_rank_99 && s.energy_rank_99 <= s.energy_rank_999);
     assert!((s.frobenius_norm - a.norm()).abs() <= 1e-14 * a.norm());
-    let again = Summary::from_singular_values(sigma.clone(), 7, 5).unwrap();
+    let again =
+        Summary::from_singular_values(sigma.clone(), (7, 5), RankTolerance::default()).unwrap();
     assert_eq!(again, s);
     assert!(matches!(
-        Summary::from_singular_values(vec![1.0_f64], 2, 2),
+        Summary::from_singular_values(vec![1.0_f64], (2, 2), RankTolerance::default()),
         Err(Error::ShapeMismatch { .. })
     ));
     assert!(matches!(
-        summarize(&DMatrix::<f64>::zeros(0, 0), Backend::Auto),
+        summarize(
+            &DMatrix::<f64>::zeros(0, 0),
+            SummaryParams::default().backend(Backend::Auto)
+        ),
         Err(Error::Empty { .. })
     ));
 }

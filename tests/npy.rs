@@ -1,9 +1,10 @@
 //! `.npy` input: every dtype/order/rank flavour `np.save` writes, and a
 //! clear, file-naming error for every kind of bad file.
 
+use attention_svd::io::npy;
 use std::path::PathBuf;
 
-use attention_svd::{Error, Stack, npy};
+use attention_svd::{Error, Stack};
 use nalgebra::dmatrix;
 
 fn temp(name: &str) -> PathBuf {
@@ -65,8 +66,8 @@ fn round_trip_in_both_precisions() {
     let p = temp("round_trip.npy");
     npy::write_stack(&p, &s).unwrap();
     assert_eq!(npy::read_stack::<f32>(&p).unwrap(), s);
-    assert_eq!(npy::read_stack::<f64>(&p).unwrap(), s.cast::<f64>());
-    let s64 = s.cast::<f64>();
+    let s64 = s.cast::<f64>().unwrap();
+    assert_eq!(npy::read_stack::<f64>(&p).unwrap(), s64);
     npy::write_stack(&p, &s64).unwrap();
     assert_eq!(npy::read_stack::<f64>(&p).unwrap(), s64);
     std::fs::remove_file(p).ok();
@@ -87,7 +88,7 @@ fn big_endian_fortran_and_lower_ranks() {
     let s = npy::read_stack::<f64>(&p).unwrap();
     assert_eq!(s.shape(), [1, 1, 2, 3]);
     assert_eq!(
-        s.matrix(0, 0).unwrap(),
+        s.head(0, 0).unwrap().to_dmatrix(),
         dmatrix![1.0, 2.0, 3.0; 4.0, 5.0, 6.0]
     );
     // Rank 3, little-endian f4, Fortran order: shape [2, 1, 2], element
@@ -102,7 +103,7 @@ fn big_endian_fortran_and_lower_ranks() {
     );
     let s = npy::read_stack::<f32>(&p3).unwrap();
     assert_eq!(s.shape(), [1, 2, 1, 2]);
-    assert_eq!(s.matrix(0, 1).unwrap(), dmatrix![10.0_f32, 11.0]);
+    assert_eq!(s.head(0, 1).unwrap().to_dmatrix(), dmatrix![10.0_f32, 11.0]);
     // Rank 4, big-endian f4, C order.
     let payload: Vec<u8> = (0..8).flat_map(|x| (x as f32).to_be_bytes()).collect();
     let p4 = write(
@@ -110,7 +111,7 @@ fn big_endian_fortran_and_lower_ranks() {
         &npy_bytes(">f4", false, &[2, 2, 1, 2], &payload),
     );
     let s = npy::read_stack::<f64>(&p4).unwrap();
-    assert_eq!(s.matrix(1, 0).unwrap(), dmatrix![4.0, 5.0]);
+    assert_eq!(s.head(1, 0).unwrap().to_dmatrix(), dmatrix![4.0, 5.0]);
     for f in [p, p3, p4] {
         std::fs::remove_file(f).ok();
     }
@@ -226,10 +227,7 @@ fn stack_constructors_check_shapes() {
         Err(Error::ShapeMismatch { .. })
     ));
     let s = Stack::from_matrices(1, 1, &[a]).unwrap();
-    assert!(matches!(
-        s.matrix(0, 1),
-        Err(Error::InvalidParameter { .. })
-    ));
+    assert!(matches!(s.head(0, 1), Err(Error::InvalidParameter { .. })));
 }
 
 #[test]
@@ -267,7 +265,7 @@ fn values_out_of_range_of_the_target_type_are_named() {
     }
     assert_eq!(
         npy::file_precision(&p).unwrap(),
-        attention_svd::analysis::Precision::F64
+        attention_svd::Precision::F64
     );
     // A NaN in a Fortran-order file is reported at its array index.
     let payload: Vec<u8> = [0.5f32, f32::NAN, 0.25, 0.25]

@@ -1,11 +1,16 @@
 //! Proof on real data: the shipped all-MiniLM-L6-v2 attention
 //! (`data/minilm`, see its README for provenance).
 
-use attention_svd::analysis::{Options, Precision, analyze, attention_from_queries_keys};
+use attention_svd::Precision;
+use attention_svd::Stack;
+use attention_svd::analysis::{AnalysisParams, analyze};
 use attention_svd::attention::Mask;
-use attention_svd::stochastic::check_row_stochastic;
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product_stack;
+use attention_svd::io::npy;
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
 use attention_svd::svd::{Backend, singular_values};
-use attention_svd::{Stack, npy};
 use serde_json::Value;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm");
@@ -44,7 +49,7 @@ fn recomputed_attention_matches_the_model() {
         )
         .unwrap();
         assert_eq!(q.shape()[..2], [6, 12]);
-        let ours = attention_from_queries_keys(&q, &k, &Mask::none(), None).unwrap();
+        let ours = scaled_dot_product_stack(&q, &k, &Mask::none(), Scale::default()).unwrap();
         let model: Stack<f32> = npy::read_stack(format!("{DATA}/{name}_attn.npy")).unwrap();
         assert_eq!(ours.shape(), model.shape());
         let max_abs = ours
@@ -57,7 +62,11 @@ fn recomputed_attention_matches_the_model() {
         assert!(max_abs <= 1e-5, "{name}: {max_abs:e}");
         for l in 0..6 {
             for h in 0..12 {
-                check_row_stochastic(&ours.matrix(l, h).unwrap(), None).unwrap();
+                check_stochastic(
+                    &ours.head(l, h).unwrap().to_dmatrix(),
+                    StochasticParams::row(),
+                )
+                .unwrap();
             }
         }
     }
@@ -72,9 +81,9 @@ fn singular_values_match_lapack() {
         let mut worst = [0.0f64; 3];
         for l in 0..6 {
             for h in 0..12 {
-                let m = a.matrix(l, h).unwrap();
+                let m = a.head(l, h).unwrap().to_dmatrix();
                 // The [6, 12, n] file reads as [1, 6, 12, n]: row h of layer l.
-                let reference = sv.matrix(0, l).unwrap().row(h).transpose();
+                let reference = sv.head(0, l).unwrap().to_dmatrix().row(h).transpose();
                 let tol = 8.0 * n as f64 * f64::EPSILON * reference[0];
                 for (b, backend) in [Backend::nalgebra(), Backend::jacobi(), Backend::Auto]
                     .into_iter()
@@ -103,7 +112,7 @@ fn singular_values_match_lapack() {
 fn metrics_match_the_manifest() {
     let m = manifest();
     for name in WITH_ATTN {
-        let report = analyze(&attn(name), &Options::default()).unwrap();
+        let report = analyze(&attn(name), AnalysisParams::default()).unwrap();
         let metrics = &entry(&m, name)["metrics"];
         let get = |key: &str, l: usize, h: usize| metrics[key][l][h].as_f64().unwrap();
         for head in &report.heads {
@@ -137,7 +146,7 @@ fn metrics_match_the_manifest() {
 #[test]
 fn report_has_the_documented_json_layout() {
     let a = attn("lighthouse_n16");
-    let report = analyze(&a, &Options::default().precision(Precision::F32)).unwrap();
+    let report = analyze(&a, AnalysisParams::default().precision(Precision::F32)).unwrap();
     let v = serde_json::to_value(&report).unwrap();
     assert_eq!(v["precision"], "f32");
     assert_eq!(v["shape"], serde_json::json!([6, 12, 16, 16]));
@@ -181,8 +190,8 @@ fn report_has_the_documented_json_layout() {
 #[test]
 fn f32_and_f64_analyses_agree_on_the_spectrum() {
     let a = attn("bread_n64");
-    let r64 = analyze(&a, &Options::default()).unwrap();
-    let r32 = analyze(&a, &Options::default().precision(Precision::F32)).unwrap();
+    let r64 = analyze(&a, AnalysisParams::default()).unwrap();
+    let r32 = analyze(&a, AnalysisParams::default().precision(Precision::F32)).unwrap();
     for (x, y) in r64.heads.iter().zip(&r32.heads) {
         let tol = 8.0 * 64.0 * f32::EPSILON as f64 * x.sigma_max;
         for (s, t) in x.singular_values.iter().zip(&y.singular_values) {
@@ -207,9 +216,9 @@ fn recomputed_glacier_matches_the_manifest() {
         format!("{DATA}/glacier_n128_k.npy"),
     )
     .unwrap();
-    let a = attention_from_queries_keys(&q, &k, &Mask::none(), None).unwrap();
+    let a = scaled_dot_product_stack(&q, &k, &Mask::none(), Scale::default()).unwrap();
     let sv = reference_sv("glacier_n128");
-    let report = analyze(&a, &Options::default()).unwrap();
+    let report = analyze(&a, AnalysisParams::default()).unwrap();
     for head in &report.heads {
         let (l, h) = (head.layer, head.head);
         let get = |key: &str| metrics[key][l][h].as_f64().unwrap();
@@ -229,7 +238,7 @@ fn recomputed_glacier_matches_the_manifest() {
                 "{key} ({l}, {h})"
             );
         }
-        let reference = sv.matrix(0, l).unwrap().row(h).transpose();
+        let reference = sv.head(0, l).unwrap().to_dmatrix().row(h).transpose();
         let tol = f64::from(f32::EPSILON) * head.frobenius_norm;
         for (x, y) in head.singular_values.iter().zip(reference.iter()) {
             assert!((x - y).abs() <= tol, "σ ({l}, {h}): {x} vs {y}");

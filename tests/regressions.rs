@@ -1,15 +1,17 @@
 //! Regressions found in review, one test each.
 
 use attention_svd::Error;
+use attention_svd::attention::Scale;
 use attention_svd::attention::{Mask, softmax_rows};
+use attention_svd::logits::LogitParams;
 use attention_svd::lowrank::{
     cumulative_energy, energy_captured, frobenius_error, rank_for_energy,
 };
 use attention_svd::metrics::{RankTolerance, effective_rank, stable_rank};
 use attention_svd::randomized::{RandomizedParams, randomized_svd};
-use attention_svd::stochastic::{
-    Violation, check_row_stochastic, default_tolerance, max_row_sum_deviation,
-};
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
+use attention_svd::stochastic::{Violation, default_tolerance, max_row_sum_deviation};
 use attention_svd::svd::{Backend, JacobiParams, NalgebraParams, singular_values, svd};
 use nalgebra::{DMatrix, dmatrix};
 
@@ -17,7 +19,7 @@ use nalgebra::{DMatrix, dmatrix};
 fn overflowing_row_sums_are_violations_not_passes() {
     let a = dmatrix![f64::MAX, f64::MAX];
     assert!(matches!(
-        check_row_stochastic(&a, None),
+        check_stochastic(&a, StochasticParams::row()),
         Err(Error::NotStochastic {
             violation: Violation::RowSum { row: 0, .. },
             ..
@@ -27,7 +29,7 @@ fn overflowing_row_sums_are_violations_not_passes() {
         max_row_sum_deviation(&a),
         Err(Error::Overflow { what: "row sum" })
     );
-    assert!(check_row_stochastic(&dmatrix![f32::MAX; f32::MAX], None).is_err());
+    assert!(check_stochastic(&dmatrix![f32::MAX; f32::MAX], StochasticParams::row()).is_err());
 }
 
 #[test]
@@ -180,15 +182,20 @@ fn medians_of_huge_values_stay_finite() {
 fn huge_oversampling_is_capped() {
     let a = DMatrix::<f64>::from_fn(6, 5, |i, j| 1.0 / (1 + i + j) as f64);
     let p = RandomizedParams::default().oversampling(usize::MAX);
-    assert_eq!(randomized_svd(&a, 2, &p).unwrap().rank(), 2);
+    assert_eq!(randomized_svd(&a, 2, p).unwrap().rank(), 2);
 }
 
 #[test]
 fn factored_svd_scales_without_spurious_overflow() {
     use attention_svd::logits::factored_svd;
     let q = DMatrix::<f64>::from_fn(4, 2, |i, j| 1.0 + (i * 2 + j) as f64) * 1e200;
-    let z = factored_svd(&q, &q, 1e-300).unwrap();
-    let reference = factored_svd(&(&q / 1e200), &(&q / 1e200), 1.0).unwrap();
+    let z = factored_svd(&q, &q, LogitParams::default().scale(Scale::fixed(1e-300))).unwrap();
+    let reference = factored_svd(
+        &(&q / 1e200),
+        &(&q / 1e200),
+        LogitParams::default().scale(Scale::fixed(1.0)),
+    )
+    .unwrap();
     let expected = reference.singular_values()[0] * 1e100;
     assert!((z.singular_values()[0] - expected).abs() <= 1e-14 * expected);
 }

@@ -1,9 +1,9 @@
 //! Stochasticity checks: which row or entry fails, by how much, and errors.
 
 use attention_svd::Error;
+use attention_svd::stochastic::StochasticParams;
 use attention_svd::stochastic::{
-    Stochasticity, Violation, check_column_stochastic, check_doubly_stochastic,
-    check_row_stochastic, check_stochastic, default_tolerance, max_column_sum_deviation,
+    Stochasticity, Violation, check_stochastic, default_tolerance, max_column_sum_deviation,
     max_row_sum_deviation, violations,
 };
 use nalgebra::{DMatrix, dmatrix};
@@ -11,9 +11,9 @@ use nalgebra::{DMatrix, dmatrix};
 #[test]
 fn passes_within_default_tolerance() {
     let a = dmatrix![0.1_f64, 0.2, 0.7; 1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0];
-    assert_eq!(check_row_stochastic(&a, None), Ok(()));
+    assert_eq!(check_stochastic(&a, StochasticParams::row()), Ok(()));
     let eps_off = dmatrix![0.5_f32, 0.5 + 2.0 * f32::EPSILON];
-    assert_eq!(check_row_stochastic(&eps_off, None), Ok(()));
+    assert_eq!(check_stochastic(&eps_off, StochasticParams::row()), Ok(()));
     assert_eq!(default_tolerance::<f32>(0), 4.0 * f32::EPSILON);
 }
 
@@ -21,7 +21,7 @@ fn passes_within_default_tolerance() {
 fn reports_the_worst_violation() {
     // Row 1 is off by 0.1, row 2 by 0.3: row 2 is reported.
     let a = dmatrix![0.5_f64, 0.5; 0.6, 0.5; 0.2, 0.5];
-    match check_row_stochastic(&a, None) {
+    match check_stochastic(&a, StochasticParams::row()) {
         Err(Error::NotStochastic {
             violation:
                 Violation::RowSum {
@@ -40,7 +40,7 @@ fn reports_the_worst_violation() {
     // A negative entry outranks any row-sum deviation.
     let a = dmatrix![1.5_f64, -0.5; 0.0, 0.0];
     assert!(matches!(
-        check_row_stochastic(&a, None),
+        check_stochastic(&a, StochasticParams::row()),
         Err(Error::NotStochastic {
             violation: Violation::Negative { row: 0, col: 1, value },
             ..
@@ -48,7 +48,7 @@ fn reports_the_worst_violation() {
     ));
     // A non-finite entry outranks everything.
     let a = dmatrix![1.5_f64, -0.5; f64::NAN, 0.0];
-    let err = check_row_stochastic(&a, None).unwrap_err();
+    let err = check_stochastic(&a, StochasticParams::row()).unwrap_err();
     assert!(matches!(
         err,
         Error::NotStochastic {
@@ -62,12 +62,18 @@ fn reports_the_worst_violation() {
 #[test]
 fn lists_every_violation() {
     let a = dmatrix![0.5_f64, 0.6; 0.5, 0.4; -0.1, 1.1];
-    let v = violations(&a, Stochasticity::Row, None).unwrap();
+    let v = violations(&a, StochasticParams::default().kind(Stochasticity::Row)).unwrap();
     assert_eq!(v.len(), 3);
     assert!(matches!(v[0], Violation::Negative { row: 2, col: 0, .. }));
     assert!(matches!(v[1], Violation::RowSum { row: 0, .. }));
     assert!(matches!(v[2], Violation::RowSum { row: 1, .. }));
-    let v = violations(&a, Stochasticity::Column, Some(0.05)).unwrap();
+    let v = violations(
+        &a,
+        StochasticParams::default()
+            .kind(Stochasticity::Column)
+            .tolerance(0.05),
+    )
+    .unwrap();
     assert!(
         v.iter()
             .any(|x| matches!(x, Violation::ColumnSum { col: 1, .. }))
@@ -78,12 +84,18 @@ fn lists_every_violation() {
 #[test]
 fn tolerance_is_respected() {
     let a = dmatrix![0.5_f64, 0.49; -0.005, 1.0];
-    assert!(check_row_stochastic(&a, None).is_err());
-    assert_eq!(check_row_stochastic(&a, Some(0.011)), Ok(()));
+    assert!(check_stochastic(&a, StochasticParams::row()).is_err());
+    assert_eq!(
+        check_stochastic(&a, StochasticParams::row().tolerance(0.011)),
+        Ok(())
+    );
     for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
         assert!(matches!(
-            check_row_stochastic(&a, Some(bad)),
-            Err(Error::InvalidTolerance { name: "tol", .. })
+            check_stochastic(&a, StochasticParams::row().tolerance(bad)),
+            Err(Error::InvalidTolerance {
+                name: "tolerance",
+                ..
+            })
         ));
     }
 }
@@ -91,12 +103,18 @@ fn tolerance_is_respected() {
 #[test]
 fn column_and_doubly_stochastic() {
     let a = dmatrix![0.25_f64, 0.75; 0.75, 0.25];
-    assert_eq!(check_doubly_stochastic(&a, None), Ok(()));
-    assert_eq!(check_column_stochastic(&a.transpose(), None), Ok(()));
+    assert_eq!(check_stochastic(&a, StochasticParams::doubly()), Ok(()));
+    assert_eq!(
+        check_stochastic(&a.transpose(), StochasticParams::column()),
+        Ok(())
+    );
     let rows_only = dmatrix![0.25_f64, 0.75; 0.25, 0.75];
-    assert_eq!(check_row_stochastic(&rows_only, None), Ok(()));
+    assert_eq!(
+        check_stochastic(&rows_only, StochasticParams::row()),
+        Ok(())
+    );
     assert!(matches!(
-        check_doubly_stochastic(&rows_only, None),
+        check_stochastic(&rows_only, StochasticParams::doubly()),
         Err(Error::NotStochastic {
             violation: Violation::ColumnSum { col: 0, .. },
             ..
@@ -105,8 +123,7 @@ fn column_and_doubly_stochastic() {
     assert_eq!(
         check_stochastic(
             &DMatrix::<f64>::from_element(2, 3, 0.5),
-            Stochasticity::Doubly,
-            None
+            StochasticParams::default().kind(Stochasticity::Doubly)
         ),
         Err(Error::NotSquare { rows: 2, cols: 3 })
     );
@@ -126,7 +143,7 @@ fn max_deviations() {
         Err(Error::NonFinite { .. })
     ));
     assert!(matches!(
-        check_row_stochastic(&DMatrix::<f64>::zeros(3, 0), None),
+        check_stochastic(&DMatrix::<f64>::zeros(3, 0), StochasticParams::row()),
         Err(Error::Empty { .. })
     ));
 }

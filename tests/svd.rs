@@ -73,7 +73,7 @@ fn values_only_matches<T: Scalar>(a: DMatrix<T>) -> Check {
         let full = svd(&a, backend).unwrap();
         let values = singular_values(&a, backend).unwrap();
         let s1 = values[0].to_f64();
-        for (x, y) in full.singular_values().iter().zip(&values) {
+        for (x, y) in full.singular_values().iter().zip(values.iter()) {
             let ts = crate::common::sigma_tol::<T>(n, m);
             prop_assert!((x.to_f64() - y.to_f64()).abs() <= ts * fro(&a).max(s1));
         }
@@ -189,7 +189,7 @@ fn special_matrices<T: Scalar>() {
         }
         // 1×1, 1×m, n×1.
         let s = singular_values(&DMatrix::from_element(1, 1, T::lit(-2.5)), backend).unwrap();
-        assert_eq!(s, vec![T::lit(2.5)]);
+        assert_eq!(&s[..], &[T::lit(2.5)]);
         let row = DMatrix::from_row_slice(1, 2, &[T::lit(3.0), T::lit(4.0)]);
         let f = svd(&row, backend).unwrap();
         assert!((f.singular_values()[0] - T::lit(5.0)).abs() <= tol::<T>(2));
@@ -215,7 +215,7 @@ fn special_matrices_f64() {
 /// and rotations finite.
 fn extreme_scales<T: Scalar>() {
     let base = DMatrix::<f64>::from_fn(5, 4, |i, j| ((i * 4 + j) as f64 * 0.7).sin());
-    let s_base: Vec<f64> = singular_values(&base, Backend::Auto).unwrap();
+    let s_base: Vec<f64> = singular_values(&base, Backend::Auto).unwrap().into_vec();
     let (tiny, huge) = if T::MANTISSA_DIGITS > 30 {
         (1e-300, 1e300)
     } else {
@@ -272,7 +272,7 @@ fn jacobi_sweep_cap_reports_no_convergence() {
             off_diagonal,
         } => {
             assert_eq!(method, Method::Jacobi);
-            assert_eq!((iterations, max_iterations), (1, 1));
+            assert_eq!((iterations, max_iterations), (Some(1), 1));
             let threshold = 12f64.sqrt() * f64::EPSILON;
             assert!(off_diagonal.unwrap() > threshold);
         }

@@ -1,13 +1,16 @@
 //! One test per theorem of `docs/THEORY.md`; each runs for f32 and f64.
 
 use attention_svd::Scalar;
-use attention_svd::attention::{Mask, scaled_dot_product_with_scale, softmax_rows};
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product;
+use attention_svd::attention::{Mask, softmax_rows};
 use attention_svd::lowrank::{
-    LowRank, cumulative_energy, energy_captured, frobenius_error,
-    normalized_cumulative_singular_values, rank_for_energy, spectral_error,
+    cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
+    rank_for_energy, spectral_error,
 };
 use attention_svd::metrics::{RankTolerance, effective_rank, numerical_rank, stable_rank};
-use attention_svd::stochastic::check_row_stochastic;
+use attention_svd::stochastic::StochasticParams;
+use attention_svd::stochastic::check_stochastic;
 use attention_svd::svd::{Backend, singular_values, svd};
 use nalgebra::DMatrix;
 use proptest::prelude::*;
@@ -51,7 +54,7 @@ fn masked_logits() -> impl Strategy<Value = (DMatrix<f64>, DMatrix<bool>)> {
 fn softmax_row_stochastic<T: Scalar>((z, allowed): (DMatrix<f64>, DMatrix<bool>)) -> Check {
     let a = softmax_rows(&cast::<T>(&z), &Mask::from_bool(allowed)).unwrap();
     prop_assert!(a.iter().all(|&x| x >= T::zero() && x <= T::one()));
-    prop_assert!(check_row_stochastic(&a, None).is_ok());
+    prop_assert!(check_stochastic(&a, StochasticParams::row()).is_ok());
     Ok(())
 }
 
@@ -306,7 +309,7 @@ fn one_hot_sigma<T: Scalar>(a: DMatrix<T>) -> Check {
     }
     // Permutations: every σ = 1, effective rank = stable rank = n.
     if n == m && expected.iter().all(|&e| e == 1.0) {
-        let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap();
+        let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap().into_vec();
         prop_assert!((effective_rank(&sigma).unwrap().to_f64() - n as f64).abs() <= t * n as f64);
         prop_assert!((stable_rank(&sigma).unwrap().to_f64() - n as f64).abs() <= t * n as f64);
     }
@@ -325,7 +328,7 @@ fn permutations<T: Scalar>() -> impl Strategy<Value = DMatrix<T>> {
 fn permutation_sigma<T: Scalar>(a: DMatrix<T>) -> Check {
     let n = a.nrows();
     let t = tol::<T>(n).to_f64();
-    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap();
+    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap().into_vec();
     prop_assert!(sigma.iter().all(|s| (s.to_f64() - 1.0).abs() <= t));
     prop_assert!((effective_rank(&sigma).unwrap().to_f64() - n as f64).abs() <= t * n as f64);
     prop_assert!((stable_rank(&sigma).unwrap().to_f64() - n as f64).abs() <= t * n as f64);
@@ -350,7 +353,7 @@ fn eckart_young<T: Scalar>(a: DMatrix<T>) -> Check {
     let fa = crate::common::fro(&a);
     let t = tol::<T>(n.max(m)).to_f64();
     for r in 0..=sigma.len() {
-        let ar = LowRank::from_svd(&f, r).unwrap().to_dense();
+        let ar = f.truncate(r).unwrap().reconstruct();
         let diff = &a - ar;
         let fro = crate::common::fro(&diff);
         let fro_pred = frobenius_error(sigma, r).unwrap().to_f64();
@@ -371,7 +374,7 @@ prop_f32_f64!(128, t8_eckart_young, row_stochastic, eckart_young);
 // rank_for_energy(τ) never exceeds the rank.
 fn energy_profile<T: Scalar>(a: DMatrix<T>) -> Check {
     let (n, m) = a.shape();
-    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap();
+    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap().into_vec();
     let e = cumulative_energy(&sigma).unwrap();
     let c = normalized_cumulative_singular_values(&sigma).unwrap();
     for curve in [&e, &c] {
@@ -395,7 +398,7 @@ prop_f32_f64!(256, t9_energy_profile, row_stochastic, energy_profile);
 // T10: 1 ≤ srank ≤ erank ≤ rank ≤ min(n, m).
 fn rank_inequalities<T: Scalar>(a: DMatrix<T>) -> Check {
     let (n, m) = a.shape();
-    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap();
+    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap().into_vec();
     let t = tol::<T>(n.max(m)).to_f64();
     let sr = stable_rank(&sigma).unwrap().to_f64();
     let er = effective_rank(&sigma).unwrap().to_f64();
@@ -418,13 +421,15 @@ prop_f32_f64!(
 fn invariances<T: Scalar>(a: DMatrix<T>) -> Check {
     let (n, m) = a.shape();
     let t = tol::<T>(n.max(m)).to_f64();
-    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap();
+    let sigma: Vec<T> = singular_values(&a, Backend::Auto).unwrap().into_vec();
     let (er, sr) = (
         effective_rank(&sigma).unwrap(),
         stable_rank(&sigma).unwrap(),
     );
     for c in [-3.5, 1e-3, 1e3] {
-        let s: Vec<T> = singular_values(&(&a * T::lit(c)), Backend::Auto).unwrap();
+        let s: Vec<T> = singular_values(&(&a * T::lit(c)), Backend::Auto)
+            .unwrap()
+            .into_vec();
         let (er2, sr2) = (effective_rank(&s).unwrap(), stable_rank(&s).unwrap());
         let te = crate::common::erank_tol(crate::common::sigma_tol::<T>(n, m), n.min(m));
         prop_assert!((er2 - er).abs().to_f64() <= te * er.to_f64());
@@ -446,11 +451,11 @@ fn backends_agree<T: Scalar>(a: DMatrix<T>) -> Check {
     let (n, m) = a.shape();
     let reference = sv(&a);
     let jac = svd(&a, Backend::jacobi()).unwrap();
-    let jac_values: Vec<T> = singular_values(&a, Backend::jacobi()).unwrap();
+    let jac_values: Vec<T> = singular_values(&a, Backend::jacobi()).unwrap().into_vec();
     // nalgebra values-only: when it answers at all (on some f32 inputs with
     // subnormal entries it breaks down with NaN, reported as an error).
-    let nal_values: Vec<T> =
-        singular_values(&a, Backend::nalgebra()).unwrap_or_else(|_| jac_values.clone());
+    let nal_values: Vec<T> = singular_values(&a, Backend::nalgebra())
+        .map_or_else(|_| jac_values.clone(), |s| s.into_vec());
     let auto = svd(&a, Backend::Auto).unwrap();
     for s in [
         jac.singular_values(),
@@ -499,14 +504,14 @@ fn temperature_limits<T: Scalar>((q, k): (DMatrix<f64>, DMatrix<f64>)) -> Check 
     let (q, k) = (cast::<T>(&q), cast::<T>(&k));
     let (n, m) = (q.nrows(), k.nrows());
     let t = tol::<T>(n.max(m)).to_f64();
-    let a0 = scaled_dot_product_with_scale(&q, &k, &Mask::none(), T::zero()).unwrap();
+    let a0 = scaled_dot_product(&q, &k, &Mask::none(), Scale::fixed(T::zero())).unwrap();
     let inv_m = T::one() / T::from_count(m);
     prop_assert!(a0.iter().all(|&x| x == inv_m));
     let s = sv(&a0);
     prop_assert!((s[0] - (n as f64 / m as f64).sqrt()).abs() <= t * s[0]);
     prop_assert!(s[1..].iter().all(|&x| x <= t * s[0]));
     let scale = 60.0;
-    let a = scaled_dot_product_with_scale(&q, &k, &Mask::none(), T::lit(scale)).unwrap();
+    let a = scaled_dot_product(&q, &k, &Mask::none(), Scale::fixed(T::lit(scale))).unwrap();
     let bound = (m as f64 - 1.0) * (-scale * 0.5).exp();
     for i in 0..n {
         let argmax = (0..m)

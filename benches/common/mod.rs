@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use attention_svd::Scalar;
+use attention_svd::attention::Scale;
 use attention_svd::attention::{Mask, scaled_dot_product};
 use criterion::measurement::Measurement;
 use criterion::{AxisScale, BenchmarkGroup, PlotConfiguration, Throughput};
@@ -97,7 +98,8 @@ impl MaskKind {
 /// The n×n attention matrix softmax(QKᵀ/√d + mask) of [`queries_keys`].
 pub fn attention<T: Scalar>(n: usize, kind: MaskKind) -> DMatrix<T> {
     let (q, k) = queries_keys::<T>(n);
-    scaled_dot_product(&q, &k, &kind.mask(n)).expect("seeded attention input is valid")
+    scaled_dot_product(&q, &k, &kind.mask(n), Scale::default())
+        .expect("seeded attention input is valid")
 }
 
 /// A log-scale summary plot, for groups whose parameter grows geometrically.

@@ -6,7 +6,7 @@
 //! layer.
 #![no_main]
 
-use attention_svd::analysis::{analyze, ModelReport, Options, Precision};
+use attention_svd::analysis::{analyze, ModelReport, AnalysisParams, Precision};
 use attention_svd::svd::Backend;
 use attention_svd::Stack;
 use fuzz_common::*;
@@ -40,13 +40,13 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
         1 => Backend::jacobi(),
         _ => Backend::nalgebra(),
     };
-    let options = Options::default().precision(precision).backend(backend);
+    let options = AnalysisParams::default().precision(precision).backend(backend);
     let heads = l.saturating_mul(h).min(9);
     let mats: Vec<DMatrix<T>> = (0..heads).map(|_| matrix::<T>(u, n, m)).collect();
     let ctx = || {
         let ms: Vec<String> = mats.iter().map(matrix_literal).collect();
         format!(
-            "let layers = {l}usize;\nlet heads = {h}usize;\nlet matrices = vec![{}];\nlet options = Options::default().precision(Precision::{precision:?}).backend({backend:?});",
+            "let layers = {l}usize;\nlet heads = {h}usize;\nlet matrices = vec![{}];\nlet options = AnalysisParams::default().precision(Precision::{precision:?}).backend({backend:?});",
             ms.join(",\n    ")
         )
     };
@@ -60,7 +60,7 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
         Ok(s) => s,
         Err(_) => return,
     };
-    if let Ok(report) = analyze(&stack, &options) {
+    if let Ok(report) = analyze(&stack, options) {
         check(&report, l, h, &ctx);
     }
 }

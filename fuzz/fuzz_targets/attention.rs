@@ -48,10 +48,10 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
         eprintln!("{}", ctx());
     }
 
-    if let Ok(a) = scaled_dot_product_with_scale(&q, &k, &mask, scale) {
+    if let Ok(a) = scaled_dot_product(&q, &k, &mask, Scale::fixed(scale)) {
         check_attention(&a, &mask, n, m, &ctx);
     }
-    if let Ok(ws) = multi_head(&q, &k, heads, &mask) {
+    if let Ok(ws) = multi_head(&q, &k, heads, &mask, Scale::default()) {
         ensure!(ws.len() == heads, ctx, "multi_head returned {} heads, not {heads}", ws.len());
         for a in &ws {
             check_attention(a, &mask, n, m, &ctx);

@@ -144,10 +144,10 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
     if let Ok(x) = condition_number(&sigma) {
         ensure!(!x.is_nan_value() && x >= T::one(), ctx, "condition_number = {x:?}");
     }
-    if let Ok(s) = Summary::from_singular_values(sigma.clone(), shape.0, shape.1) {
+    if let Ok(s) = Summary::from_singular_values(sigma.clone(), (shape.0, shape.1), RankTolerance::default()) {
         check_summary(&s, &ctx);
     }
-    if let Ok(s) = summarize(&a, backend) {
+    if let Ok(s) = summarize(&a, SummaryParams::default().backend(backend)) {
         check_summary(&s, &ctx);
     }
 }

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use attention_svd::npy::read_stack;
+use attention_svd::io::npy::read_stack;
 use attention_svd::Stack;
 use fuzz_common::*;
 use libfuzzer_sys::fuzz_target;

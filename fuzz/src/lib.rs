@@ -329,7 +329,7 @@ pub fn check_attention<T: FuzzFloat>(
             "entry ({i}, {j}) = {x:?} is not finite in [0, 1]"
         );
     }
-    if let Err(e) = attention_svd::stochastic::check_row_stochastic(a, None) {
+    if let Err(e) = attention_svd::stochastic::check_stochastic(a, StochasticParams::row()) {
         panic!(
             "invariant violated: output not row-stochastic: {e}\noutput: {}\ninput:\n{}",
             matrix_literal(a),

@@ -16,15 +16,16 @@
 //! # Examples
 //!
 //! ```
-//! use attention_svd::{npy, Stack};
-//! use nalgebra::dmatrix;
+//! use attention_svd::io::npy;
+//! use attention_svd::nalgebra::dmatrix;
+//! use attention_svd::Stack;
 //!
 //! let path = std::env::temp_dir().join("attention_svd_npy_doc.npy");
 //! let s = Stack::from_matrices(1, 1, &[dmatrix![0.25_f32, 0.75; 1.0, 0.0]]).unwrap();
 //! npy::write_stack(&path, &s).unwrap();
 //! let back: Stack<f64> = npy::read_stack(&path).unwrap();
 //! assert_eq!(back.shape(), [1, 1, 2, 2]);
-//! assert_eq!(back.matrix(0, 0).unwrap()[(0, 1)], 0.75);
+//! assert_eq!(back.head(0, 0).unwrap().get(0, 1), 0.75);
 //! # std::fs::remove_file(&path).ok();
 //! ```
 

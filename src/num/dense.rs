@@ -29,16 +29,16 @@ pub(crate) fn product_into<T: Scalar>(
     let inner = if transpose_a { a.nrows() } else { a.ncols() };
     let flops = rows.saturating_mul(cols).saturating_mul(inner);
     #[cfg(feature = "faer")]
-    if flops >= SMALL_PRODUCT {
-        if let (Some(lhs), Some(rhs)) = (faer_ref(a), faer_ref(b)) {
-            use faer::linalg::matmul::matmul;
-            let lhs = if transpose_a { lhs.transpose() } else { lhs };
-            let out = faer::MatMut::from_column_major_slice_mut(dst, rows, cols);
-            crate::simd::faer_call(|| {
-                matmul(out, faer::Accum::Replace, lhs, rhs, alpha, faer::Par::Seq)
-            });
-            return;
-        }
+    if flops >= SMALL_PRODUCT
+        && let (Some(lhs), Some(rhs)) = (faer_ref(a), faer_ref(b))
+    {
+        use faer::linalg::matmul::matmul;
+        let lhs = if transpose_a { lhs.transpose() } else { lhs };
+        let out = faer::MatMut::from_column_major_slice_mut(dst, rows, cols);
+        crate::simd::faer_call(|| {
+            matmul(out, faer::Accum::Replace, lhs, rhs, alpha, faer::Par::Seq)
+        });
+        return;
     }
     let _ = flops;
     let mut out = DMatrixViewMut::from_slice(dst, rows, cols);

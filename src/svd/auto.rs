@@ -34,10 +34,10 @@ pub(super) fn run<T: Scalar>(a: &MatrixRef<'_, T>, vectors: bool) -> Result<(Raw
         Method::Faer => Backend::Faer,
         _ => unreachable!("Auto starts with nalgebra or faer"),
     };
-    if let Ok((raw, method)) = run_backend(a, first, vectors) {
-        if passes_checks(a, &raw) {
-            return Ok((raw, method));
-        }
+    if let Ok((raw, method)) = run_backend(a, first, vectors)
+        && passes_checks(a, &raw)
+    {
+        return Ok((raw, method));
     }
     let raw = super::jacobi::svd(a, vectors, &JacobiParams::new())?;
     Ok((gate(raw, Method::Jacobi)?, Method::Jacobi))
