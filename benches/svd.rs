@@ -45,16 +45,13 @@ const SIZES: &[usize] = &[64, 128, 256, 512, 1024];
 const JACOBI_MAX_N: usize = 512;
 
 /// The backends compared at size n: Jacobi only up to [`JACOBI_MAX_N`].
+/// The list is the crate's own, [`Backend::all`].
 fn backends(n: usize) -> Vec<(&'static str, Backend)> {
-    let mut all = vec![
-        ("nalgebra", Backend::nalgebra()),
-        ("faer", Backend::Faer),
-        ("auto", Backend::Auto),
-    ];
-    if n <= JACOBI_MAX_N {
-        all.insert(0, ("jacobi", Backend::jacobi()));
-    }
-    all
+    Backend::all()
+        .iter()
+        .filter(|b| n <= JACOBI_MAX_N || !matches!(b, Backend::Jacobi(_)))
+        .map(|&b| (b.name(), b))
+        .collect()
 }
 
 /// The benchmark name of `backend` on input `kind`: `auto`, `auto-causal`.

@@ -104,7 +104,7 @@ impl<'a, T: nalgebra::Scalar + Copy> MatrixRef<'a, T> {
                 .checked_add((m - 1).checked_mul(strides.1)?)?
                 .checked_add(1)?
         };
-        (data.len() >= needed).then_some(MatrixRef {
+        (data.len() >= needed).then(|| MatrixRef {
             repr: Repr::Slice {
                 data: &data[..needed],
                 shape,

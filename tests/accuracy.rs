@@ -2,19 +2,15 @@
 //! of Jacobi and Auto below 50 on every family, shape and precision; Auto
 //! falls back to Jacobi wherever nalgebra's factors fail the threshold; and
 //! Jacobi computes σ_min of graded matrices B·D to high relative accuracy
-//! (Demmel–Veselić). The generators and ratios live in
-//! `common/accuracy_suite.rs`, shared with `examples/accuracy.rs`, which
-//! prints the table.
-
-#[path = "common/accuracy_suite.rs"]
-mod accuracy_suite;
+//! (Demmel–Veselić). The generators and ratios live in the workspace crate
+//! `attention-svd-accuracy` (`accuracy/`), whose binary prints the table.
 
 use attention_svd::Scalar;
 use nalgebra::DMatrix;
 
-use accuracy_suite::{
-    AUTO, FAER, JACOBI, NALGEBRA, Ratios, THRESHOLD, graded, graded_table, ratio_table, ratios_of,
-    run,
+use attention_svd_accuracy::{
+    Ratios, THRESHOLD, backend_name, graded, graded_table, jacobi, nalgebra, ratio_table,
+    ratios_of, run,
 };
 
 /// Jacobi and Auto pass every ratio; Auto falls back on every matrix where
@@ -39,19 +35,23 @@ fn lapack_ratios<T: Scalar>() {
         "Auto kept nalgebra's failing factors on:\n{missed:#?}"
     );
     for f in &report.families {
-        assert!(
-            f.worst[JACOBI] < THRESHOLD && f.worst[AUTO] < THRESHOLD && f.worst[FAER] < THRESHOLD
-        );
-        if f.over_threshold[NALGEBRA] > 0 {
+        // Every backend but nalgebra (whose failures are known, and which
+        // Auto guards) passes every ratio.
+        for (b, &worst) in f.worst.iter().enumerate() {
+            if b != nalgebra() {
+                assert!(worst < THRESHOLD, "{} {}: {worst}", backend_name(b), f.name);
+            }
+        }
+        if f.over_threshold[nalgebra()] > 0 {
             eprintln!(
                 "{} {}: nalgebra ≥ {THRESHOLD} on {} of {} (worst {:.1e}, {}); \
                  Auto fell back on {}",
                 T::NAME,
                 f.name,
-                f.over_threshold[NALGEBRA],
+                f.over_threshold[nalgebra()],
                 f.cases,
-                f.worst[NALGEBRA],
-                f.worst_at[NALGEBRA],
+                f.worst[nalgebra()],
+                f.worst_at[nalgebra()],
                 f.fallbacks
             );
         }
@@ -78,12 +78,12 @@ fn graded_matrices_jacobi_sigma_min_is_relatively_accurate() {
     eprintln!("{}", graded_table(&rows));
     for r in &rows {
         assert!(
-            r.rel_err[JACOBI] <= 1e-10,
+            r.rel_err[jacobi()] <= 1e-10,
             "n = {}, {:?} D down to {:e}: Jacobi σ_min relative error {:e}",
             r.n,
             r.grading,
             r.d_min,
-            r.rel_err[JACOBI]
+            r.rel_err[jacobi()]
         );
     }
 }

@@ -93,7 +93,7 @@ fn check_spectrum<T: Scalar>(s: &[T], k: usize) -> Check {
 fn svd_calls<T: Scalar>(a: DMatrix<f64>) -> Check {
     let a = a.map(T::lit);
     let k = a.nrows().min(a.ncols());
-    for backend in [Backend::Auto, Backend::jacobi(), Backend::nalgebra()] {
+    for &backend in Backend::all() {
         if let Ok(s) = singular_values(&a, backend) {
             check_spectrum(&s, k)?;
         }

@@ -8,7 +8,8 @@
 //! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`, `randomized`,
 //!   `npy`: module behaviour, special matrices and every error path;
 //! - `real_data`: the shipped all-MiniLM-L6-v2 attention against its
-//!   reference values; `regressions`: bugs found in review.
+//!   reference values; `regressions`: bugs found in review; `views`: every
+//!   input layout (nalgebra views, row-major slices, stack heads, ndarray).
 
 mod common;
 
@@ -27,3 +28,4 @@ mod regressions;
 mod stochastic;
 mod svd;
 mod theory;
+mod views;

@@ -168,8 +168,7 @@ fn all_ones_shapes_f64() {
 }
 
 fn special_matrices<T: Scalar>() {
-    let backends = [Backend::Auto, Backend::nalgebra(), Backend::jacobi()];
-    for backend in backends {
+    for &backend in Backend::all() {
         // Zero matrices: σ = 0, U and V still orthonormal.
         for (n, m) in [(1, 1), (3, 3), (5, 2), (2, 5)] {
             let z = DMatrix::<T>::zeros(n, m);
@@ -223,7 +222,7 @@ fn extreme_scales<T: Scalar>() {
     };
     for scale in [tiny, huge] {
         let a = base.map(|x| T::lit(x * scale));
-        for backend in [Backend::Auto, Backend::nalgebra(), Backend::jacobi()] {
+        for &backend in Backend::all() {
             let f = svd(&a, backend).unwrap();
             for (x, y) in f.singular_values().iter().zip(&s_base) {
                 let rel = (x.to_f64() / scale - y).abs() / s_base[0];
@@ -304,7 +303,7 @@ fn nalgebra_iteration_cap_reports_no_convergence() {
 
 #[test]
 fn invalid_input_is_an_error() {
-    for backend in [Backend::Auto, Backend::nalgebra(), Backend::jacobi()] {
+    for &backend in Backend::all() {
         let empty = DMatrix::<f64>::zeros(0, 3);
         assert!(matches!(
             svd(&empty, backend),
@@ -340,7 +339,7 @@ fn invalid_input_is_an_error() {
 fn tall_and_wide_factors_have_thin_shapes() {
     for (n, m) in [(7, 3), (3, 7), (1, 9), (9, 1)] {
         let a = DMatrix::<f64>::from_fn(n, m, |i, j| 1.0 + (i as f64) - 0.5 * j as f64);
-        for backend in [Backend::Auto, Backend::nalgebra(), Backend::jacobi()] {
+        for &backend in Backend::all() {
             let f = svd(&a, backend).unwrap();
             let k = n.min(m);
             assert_eq!(f.shape(), (n, m));

@@ -6,21 +6,13 @@
 //! layer.
 #![no_main]
 
-use attention_svd::analysis::{analyze, ModelReport, AnalysisParams, Precision};
-use attention_svd::svd::Backend;
+use attention_svd::Precision;
+use attention_svd::analysis::{analyze, ModelReport, AnalysisParams};
 use attention_svd::Stack;
 use fuzz_common::*;
-use libfuzzer_sys::fuzz_target;
 use nalgebra::DMatrix;
 
-fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    if flag(&mut u) {
-        run::<f64>(&mut u);
-    } else {
-        run::<f32>(&mut u);
-    }
-});
+fuzz_both_precisions!(run);
 
 fn count(u: &mut Unstructured) -> usize {
     match byte(u) {
@@ -35,11 +27,7 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
     let (l, h) = (count(u), count(u));
     let (n, m) = (dim(u) % 9, dim(u) % 9);
     let precision = if flag(u) { Precision::F64 } else { Precision::F32 };
-    let backend = match byte(u) % 3 {
-        0 => Backend::Auto,
-        1 => Backend::jacobi(),
-        _ => Backend::nalgebra(),
-    };
+    let backend = backend(u);
     let options = AnalysisParams::default().precision(precision).backend(backend);
     let heads = l.saturating_mul(h).min(9);
     let mats: Vec<DMatrix<T>> = (0..heads).map(|_| matrix::<T>(u, n, m)).collect();

@@ -3,18 +3,12 @@
 //! within 4·m·ε, masked entries exactly 0. Any Err is accepted.
 #![no_main]
 
-use attention_svd::attention::{multi_head, scaled_dot_product_with_scale};
+use attention_svd::attention::Scale;
+use attention_svd::attention::scaled_dot_product;
+use attention_svd::attention::multi_head;
 use fuzz_common::*;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    if flag(&mut u) {
-        run::<f64>(&mut u);
-    } else {
-        run::<f32>(&mut u);
-    }
-});
+fuzz_both_precisions!(run);
 
 fn run<T: FuzzFloat>(u: &mut Unstructured) {
     let (n, m, d) = (dim(u), dim(u), dim(u));

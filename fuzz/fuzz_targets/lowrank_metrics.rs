@@ -6,6 +6,7 @@
 //! energies in [0, 1], norms finite and ≥ 0.
 #![no_main]
 
+use attention_svd::metrics::SummaryParams;
 use attention_svd::lowrank::{
     cumulative_energy, energy_captured, frobenius_error, normalized_cumulative_singular_values,
     rank_for_energy, spectral_error,
@@ -14,18 +15,9 @@ use attention_svd::metrics::{
     condition_number, effective_rank, frobenius_norm, nuclear_norm, numerical_rank, spectral_norm,
     stable_rank, summarize, RankTolerance, Summary,
 };
-use attention_svd::svd::Backend;
 use fuzz_common::*;
-use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    if flag(&mut u) {
-        run::<f64>(&mut u);
-    } else {
-        run::<f32>(&mut u);
-    }
-});
+fuzz_both_precisions!(run);
 
 fn unit<T: FuzzFloat>(x: T) -> bool {
     x.finite() && x >= T::zero() && x <= T::one()
@@ -66,11 +58,7 @@ fn run<T: FuzzFloat>(u: &mut Unstructured) {
     let shape = if byte(u) < 16 { (dim(u), dim(u)) } else { shape };
     let (mn, mm) = (dim(u) % 9, dim(u) % 9);
     let a = matrix::<T>(u, mn, mm);
-    let backend = match byte(u) % 3 {
-        0 => Backend::Auto,
-        1 => Backend::jacobi(),
-        _ => Backend::nalgebra(),
-    };
+    let backend = backend(u);
 
     let ctx = || {
         format!(

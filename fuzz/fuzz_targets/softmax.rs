@@ -5,17 +5,9 @@
 
 use attention_svd::attention::softmax_rows;
 use fuzz_common::*;
-use libfuzzer_sys::fuzz_target;
 use nalgebra::DMatrix;
 
-fuzz_target!(|data: &[u8]| {
-    let mut u = Unstructured::new(data);
-    if flag(&mut u) {
-        run::<f64>(&mut u);
-    } else {
-        run::<f32>(&mut u);
-    }
-});
+fuzz_both_precisions!(run);
 
 fn run<T: FuzzFloat>(u: &mut Unstructured) {
     let (n, m) = (dim(u), dim(u));

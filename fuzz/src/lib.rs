@@ -11,12 +11,31 @@
 //! (`cargo fuzz run <target> <file>`) to print the decoded arguments as Rust
 //! literals before the calls, ready to paste into a regression test.
 
+use attention_svd::stochastic::StochasticParams;
 use std::fmt::{Debug, Write as _};
 
 use attention_svd::attention::Mask;
+use attention_svd::svd::Backend;
 use attention_svd::Scalar;
 pub use libfuzzer_sys::arbitrary::Unstructured;
 use nalgebra::DMatrix;
+
+/// Defines the fuzz target of a binary as `run::<f64>` or `run::<f32>` on
+/// the decoded input, the precision chosen by the input's first flag: the
+/// one f32/f64 dispatch every target shares.
+#[macro_export]
+macro_rules! fuzz_both_precisions {
+    ($run:ident) => {
+        libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+            let mut u = $crate::Unstructured::new(data);
+            if $crate::flag(&mut u) {
+                $run::<f64>(&mut u);
+            } else {
+                $run::<f32>(&mut u);
+            }
+        });
+    };
+}
 
 /// `f32` or `f64`, with the conversions the decoders need.
 pub trait FuzzFloat: Scalar + Debug {
@@ -102,6 +121,13 @@ const SPECIAL: [f64; 32] = [
 ];
 
 /// One byte, 0 once the input is exhausted.
+/// One of the crate's backends ([`Backend::all`]: a new backend is fuzzed
+/// as soon as it is listed there).
+pub fn backend(u: &mut Unstructured) -> Backend {
+    let all = Backend::all();
+    all[byte(u) as usize % all.len()]
+}
+
 pub fn byte(u: &mut Unstructured) -> u8 {
     u.arbitrary::<u8>().unwrap_or(0)
 }

@@ -50,7 +50,7 @@
 //! `Auto` checks backward error only, so it returns faer's or nalgebra's
 //! answer there, whose small σ can be off by far more than ε relatively. The LAPACK-style
 //! accuracy suite behind these statements is in `docs/ACCURACY.md`
-//! (`cargo run --release --example accuracy`).
+//! (`cargo run --release -p attention-svd-accuracy`).
 //!
 //! # Examples
 //!

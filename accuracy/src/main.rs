@@ -1,6 +1,6 @@
 //! The LAPACK-style accuracy table of the SVD backends (`docs/ACCURACY.md`).
 //!
-//! Run with `cargo run --release --example accuracy`.
+//! Run with `cargo run --release -p attention-svd-accuracy`.
 //!
 //! For every matrix family (LAPACK's xDRVBD families plus attention
 //! matrices), shape, precision and backend it computes LAPACK's test ratios
@@ -10,14 +10,11 @@
 //! relative error of σ_min on graded matrices A = B·D (Demmel–Veselić).
 //! The test `accuracy` in the integration suite asserts on the same runs.
 
-#[path = "../tests/common/accuracy_suite.rs"]
-mod accuracy_suite;
-
 use std::time::Instant;
 
-use accuracy_suite::{
-    BACKEND_NAMES, GRADED_KAPPA_B, GRADED_TRIALS, NALGEBRA, THRESHOLD, graded, graded_table,
-    ratio_table, run,
+use attention_svd_accuracy::{
+    GRADED_KAPPA_B, GRADED_TRIALS, THRESHOLD, backend_name, fmt_ratio, graded, graded_table,
+    nalgebra, ratio_table, run,
 };
 
 fn main() {
@@ -39,8 +36,12 @@ fn main() {
             .iter()
             .map(|f| f.nalgebra_wrong_with_vectors)
             .sum();
-        let over: usize = r.families.iter().map(|f| f.over_threshold[NALGEBRA]).sum();
-        let errors: usize = r.families.iter().map(|f| f.errors[NALGEBRA]).sum();
+        let over: usize = r
+            .families
+            .iter()
+            .map(|f| f.over_threshold[nalgebra()])
+            .sum();
+        let errors: usize = r.families.iter().map(|f| f.errors[nalgebra()]).sum();
         let missed: usize = r.families.iter().map(|f| f.missed_fallbacks.len()).sum();
         println!(
             "{}: {cases} matrices; nalgebra ≥ {THRESHOLD} on {over} ({wrong} with vectors, \
@@ -53,12 +54,12 @@ fn main() {
             println!("  {v}");
         }
         for f in &r.families {
-            if f.over_threshold[NALGEBRA] > 0 {
+            if f.over_threshold[nalgebra()] > 0 {
                 println!(
                     "  worst {}: {} {}",
-                    BACKEND_NAMES[NALGEBRA],
-                    accuracy_suite::fmt_ratio(f.worst[NALGEBRA]),
-                    f.worst_at[NALGEBRA]
+                    backend_name(nalgebra()),
+                    fmt_ratio(f.worst[nalgebra()]),
+                    f.worst_at[nalgebra()]
                 );
             }
         }

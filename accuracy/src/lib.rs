@@ -1,7 +1,8 @@
-//! The LAPACK-style accuracy suite of the SVD backends, written once and
-//! included with `#[path]` by `tests/accuracy.rs` (which asserts on it) and
-//! by `examples/accuracy.rs` (which prints the table kept in
-//! `docs/ACCURACY.md`).
+//! The LAPACK-style accuracy suite of the SVD backends: one crate (not
+//! published) that the integration test `tests/accuracy.rs` asserts on and
+//! whose binary (`cargo run --release -p attention-svd-accuracy`) prints
+//! the table kept in `docs/ACCURACY.md`. It covers every backend of
+//! [`Backend::all`].
 //!
 //! # Test ratios (LAPACK's xDRVBD)
 //!
@@ -20,8 +21,6 @@
 //! A backend error counts as 1/ulp on every ratio. A ratio below
 //! [`THRESHOLD`] = 50 passes (LAPACK's threshold).
 
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 
 use attention_svd::attention::{Mask, softmax_rows};
@@ -36,25 +35,41 @@ use rand_distr::{Distribution, StandardNormal};
 /// LAPACK's pass threshold for every test ratio.
 pub const THRESHOLD: f64 = 50.0;
 
-/// The backends in table order.
-pub const BACKEND_NAMES: [&str; 4] = ["nalgebra", "Jacobi", "Auto", "faer"];
-/// Index of nalgebra in [`BACKEND_NAMES`].
-pub const NALGEBRA: usize = 0;
-/// Index of Jacobi in [`BACKEND_NAMES`].
-pub const JACOBI: usize = 1;
-/// Index of Auto in [`BACKEND_NAMES`].
-pub const AUTO: usize = 2;
-/// Index of faer in [`BACKEND_NAMES`].
-pub const FAER: usize = 3;
+/// The backends, in table order: the crate's one list, [`Backend::all`].
+pub fn backends() -> &'static [Backend] {
+    Backend::all()
+}
 
-/// The backends, in the order of [`BACKEND_NAMES`].
-pub fn backends() -> [Backend; 4] {
-    [
-        Backend::nalgebra(),
-        Backend::jacobi(),
-        Backend::Auto,
-        Backend::Faer,
-    ]
+/// Number of backends.
+pub fn backend_count() -> usize {
+    backends().len()
+}
+
+/// The name of backend `b` (an index into [`backends`]).
+pub fn backend_name(b: usize) -> &'static str {
+    backends()[b].name()
+}
+
+fn index_of(pred: impl Fn(&Backend) -> bool) -> usize {
+    backends()
+        .iter()
+        .position(pred)
+        .expect("the backend is in Backend::all()")
+}
+
+/// Index of `Auto` in [`backends`].
+pub fn auto() -> usize {
+    index_of(|b| *b == Backend::Auto)
+}
+
+/// Index of nalgebra in [`backends`].
+pub fn nalgebra() -> usize {
+    index_of(|b| matches!(b, Backend::Nalgebra(_)))
+}
+
+/// Index of Jacobi in [`backends`].
+pub fn jacobi() -> usize {
+    index_of(|b| matches!(b, Backend::Jacobi(_)))
 }
 
 // ---------------------------------------------------------------------------
@@ -566,14 +581,14 @@ pub struct FamilyReport {
     pub name: &'static str,
     /// Number of matrices.
     pub cases: usize,
-    /// Worst ratio per backend (order of [`BACKEND_NAMES`]).
-    pub worst: [f64; 4],
+    /// Worst ratio per backend (order of [`backends`]).
+    pub worst: Vec<f64>,
     /// Where the worst ratio per backend occurred (a reproducer).
-    pub worst_at: [String; 4],
+    pub worst_at: Vec<String>,
     /// Matrices with some ratio ≥ [`THRESHOLD`] (errors included), per backend.
-    pub over_threshold: [usize; 4],
+    pub over_threshold: Vec<usize>,
     /// Matrices on which `svd` or `singular_values` returned an error, per backend.
-    pub errors: [usize; 4],
+    pub errors: Vec<usize>,
     /// Matrices on which nalgebra's run with vectors has a ratio ≥ [`THRESHOLD`] (or fails).
     pub nalgebra_wrong_with_vectors: usize,
     /// Matrices on which `Auto` with vectors reported [`Method::Jacobi`].
@@ -614,10 +629,10 @@ pub fn run<T: Scalar>() -> Report {
         let mut r = FamilyReport {
             name: family.name,
             cases: 0,
-            worst: [0.0; 4],
-            worst_at: Default::default(),
-            over_threshold: [0; 4],
-            errors: [0; 4],
+            worst: vec![0.0; backend_count()],
+            worst_at: vec![String::new(); backend_count()],
+            over_threshold: vec![0; backend_count()],
+            errors: vec![0; backend_count()],
             nalgebra_wrong_with_vectors: 0,
             fallbacks: 0,
             missed_fallbacks: Vec::new(),
@@ -626,7 +641,7 @@ pub fn run<T: Scalar>() -> Report {
             for rep in 0..reps {
                 let a = generate::<T>(family.kind, n, m, seed(fi, n, m, rep));
                 r.cases += 1;
-                let outcomes = backends().map(|b| ratios(&a, b));
+                let outcomes: Vec<_> = backends().iter().map(|&b| ratios(&a, b)).collect();
                 for (b, o) in outcomes.iter().enumerate() {
                     let (worst, which) = o.ratios.worst();
                     if worst > r.worst[b] || r.worst_at[b].is_empty() {
@@ -639,10 +654,10 @@ pub fn run<T: Scalar>() -> Report {
                     }
                     if worst >= THRESHOLD {
                         r.over_threshold[b] += 1;
-                        if b != NALGEBRA {
+                        if b != nalgebra() {
                             violations.push(format!(
                                 "{}: {which} ratio {worst:.3e}{} on {}",
-                                BACKEND_NAMES[b],
+                                backend_name(b),
                                 o.error
                                     .as_ref()
                                     .map(|e| format!(" (error: {e})"))
@@ -652,18 +667,18 @@ pub fn run<T: Scalar>() -> Report {
                         }
                     }
                 }
-                let auto_fell_back = outcomes[AUTO].method == Some(Method::Jacobi);
+                let auto_fell_back = outcomes[auto()].method == Some(Method::Jacobi);
                 if auto_fell_back {
                     r.fallbacks += 1;
                 }
-                let nal = &outcomes[NALGEBRA];
+                let nal = &outcomes[nalgebra()];
                 let nalgebra_wrong =
                     nal.method.is_none() || nal.ratios.worst_with_vectors() >= THRESHOLD;
                 if nalgebra_wrong {
                     r.nalgebra_wrong_with_vectors += 1;
                     // Auto runs faer first on larger inputs; only an
                     // answer it kept from nalgebra is a missed fallback.
-                    if outcomes[AUTO].method == Some(Method::Nalgebra) {
+                    if outcomes[auto()].method == Some(Method::Nalgebra) {
                         r.missed_fallbacks
                             .push(reproducer::<T>(family, fi, n, m, rep));
                     }
@@ -724,8 +739,8 @@ pub struct GradedRow {
     pub grading: Grading,
     /// The smallest reference σ_min over the trials.
     pub sigma_min: f64,
-    /// Worst |σ̃_min − σ_min| / σ_min per backend (order of [`BACKEND_NAMES`]).
-    pub rel_err: [f64; 4],
+    /// Worst |σ̃_min − σ_min| / σ_min per backend (order of [`backends`]).
+    pub rel_err: Vec<f64>,
 }
 
 /// A = B·D with B = Q₁·diag(c)·Q₂ᵀ (Haar-random Q₁, Q₂, c evenly spaced
@@ -779,13 +794,13 @@ pub fn graded() -> Vec<GradedRow> {
                     d_min,
                     grading,
                     sigma_min: f64::INFINITY,
-                    rel_err: [0.0; 4],
+                    rel_err: vec![0.0; backend_count()],
                 };
                 for trial in 0..GRADED_TRIALS {
                     let (a, reference) =
                         graded_matrix(n, d_min, grading, seed(100 + di, n, n, trial));
                     row.sigma_min = row.sigma_min.min(reference);
-                    for (b, backend) in backends().into_iter().enumerate() {
+                    for (b, &backend) in backends().iter().enumerate() {
                         let err = match singular_values(&a, backend) {
                             Ok(s) => (s[n - 1] - reference).abs() / reference,
                             Err(_) => f64::INFINITY,
@@ -862,7 +877,7 @@ fn markdown(header: &[String], rows: &[Vec<String>]) -> String {
 pub fn ratio_table(reports: &[Report]) -> String {
     let mut header = vec!["family".to_string(), "cases".to_string()];
     for r in reports {
-        for b in BACKEND_NAMES {
+        for b in backends().iter().map(Backend::name) {
             header.push(format!("{} {b}", r.type_name));
         }
         header.push(format!("{} Auto→Jacobi (needed)", r.type_name));
@@ -876,7 +891,7 @@ pub fn ratio_table(reports: &[Report]) -> String {
         ];
         for r in reports {
             let fr = &r.families[f];
-            for b in 0..BACKEND_NAMES.len() {
+            for b in 0..backend_count() {
                 let mut cell = fmt_ratio(fr.worst[b]);
                 match (fr.over_threshold[b], fr.errors[b]) {
                     (0, _) => {}
@@ -907,7 +922,7 @@ pub fn graded_table(rows: &[GradedRow]) -> String {
         "D range".to_string(),
         "min σ_min".to_string(),
     ];
-    header.extend(BACKEND_NAMES.iter().map(|b| format!("{b} rel. err")));
+    header.extend(backends().iter().map(|b| format!("{} rel. err", b.name())));
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
