@@ -342,6 +342,7 @@ impl<T: Scalar> HeadSource for StackView<'_, T> {
     }
 }
 
+/// A stack is read through its view.
 impl<T: Scalar> HeadSource for Stack<T> {
     type Elem = T;
 
@@ -350,10 +351,10 @@ impl<T: Scalar> HeadSource for Stack<T> {
     }
 
     fn precision(&self) -> Precision {
-        Precision::of::<T>()
+        HeadSource::precision(&self.view())
     }
 
     fn head(&self, layer: usize, head: usize) -> Result<DMatrix<T>> {
-        Ok(Stack::head(self, layer, head)?.to_dmatrix())
+        HeadSource::head(&self.view(), layer, head)
     }
 }

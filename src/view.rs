@@ -345,37 +345,29 @@ impl<T: nalgebra::Scalar + Copy, const R: usize, const C: usize> AsMatrixRef<T>
     }
 }
 
-impl<T: nalgebra::Scalar, R: Dim, C: Dim, RS: Dim, CS: Dim> sealed::Sealed
-    for Matrix<T, R, C, ViewStorage<'_, T, R, C, RS, CS>>
-{
-}
-impl<T: nalgebra::Scalar + Copy, R: Dim, C: Dim, RS: Dim, CS: Dim> AsMatrixRef<T>
-    for Matrix<T, R, C, ViewStorage<'_, T, R, C, RS, CS>>
-where
-    ShapeConstraint: DimEq<R, Dyn> + DimEq<C, Dyn> + DimEq<Dyn, RS> + DimEq<Dyn, CS>,
-{
-    fn as_matrix_ref(&self) -> MatrixRef<'_, T> {
-        MatrixRef {
-            repr: Repr::View(<MatrixView<'_, T, Dyn, Dyn, Dyn, Dyn>>::from(self)),
+/// nalgebra views, shared and mutable, of any dimensions and strides.
+macro_rules! view_storage {
+    ($storage:ident) => {
+        impl<T: nalgebra::Scalar, R: Dim, C: Dim, RS: Dim, CS: Dim> sealed::Sealed
+            for Matrix<T, R, C, $storage<'_, T, R, C, RS, CS>>
+        {
         }
-    }
+        impl<T: nalgebra::Scalar + Copy, R: Dim, C: Dim, RS: Dim, CS: Dim> AsMatrixRef<T>
+            for Matrix<T, R, C, $storage<'_, T, R, C, RS, CS>>
+        where
+            ShapeConstraint: DimEq<R, Dyn> + DimEq<C, Dyn> + DimEq<Dyn, RS> + DimEq<Dyn, CS>,
+        {
+            fn as_matrix_ref(&self) -> MatrixRef<'_, T> {
+                MatrixRef {
+                    repr: Repr::View(<MatrixView<'_, T, Dyn, Dyn, Dyn, Dyn>>::from(self)),
+                }
+            }
+        }
+    };
 }
 
-impl<T: nalgebra::Scalar, R: Dim, C: Dim, RS: Dim, CS: Dim> sealed::Sealed
-    for Matrix<T, R, C, ViewStorageMut<'_, T, R, C, RS, CS>>
-{
-}
-impl<T: nalgebra::Scalar + Copy, R: Dim, C: Dim, RS: Dim, CS: Dim> AsMatrixRef<T>
-    for Matrix<T, R, C, ViewStorageMut<'_, T, R, C, RS, CS>>
-where
-    ShapeConstraint: DimEq<R, Dyn> + DimEq<C, Dyn> + DimEq<Dyn, RS> + DimEq<Dyn, CS>,
-{
-    fn as_matrix_ref(&self) -> MatrixRef<'_, T> {
-        MatrixRef {
-            repr: Repr::View(<MatrixView<'_, T, Dyn, Dyn, Dyn, Dyn>>::from(self)),
-        }
-    }
-}
+view_storage!(ViewStorage);
+view_storage!(ViewStorageMut);
 
 impl<T: nalgebra::Scalar> sealed::Sealed for MatrixRef<'_, T> {}
 impl<T: nalgebra::Scalar + Copy> AsMatrixRef<T> for MatrixRef<'_, T> {
