@@ -46,9 +46,10 @@
 //!
 //! O(L·h·n³) for the per-head products of a [L, h, n, n] stack plus one
 //! values-only SVD per product (its singular values give both the collapse
-//! measures and the effective rank); memory O(h·n²) for the products and
-//! O(L·n²) for the rollouts. Heads are read one at a time from any
-//! [`HeadSource`].
+//! measures and the effective rank). [`collapse_across_layers`] reads the
+//! heads one at a time from any [`HeadSource`] and holds one n×n product
+//! per thread plus three more (memory O(threads·n²)); [`rollout`] returns
+//! all L rollouts (O(L·n²)).
 //!
 //! # Range
 //!
@@ -73,6 +74,7 @@
 use nalgebra::{DMatrix, RowDVector};
 
 use crate::metrics::effective_rank;
+use crate::num::par::map_indices;
 use crate::num::sum::frobenius;
 use crate::stack::HeadSource;
 use crate::svd::{Backend, singular_values};
@@ -82,7 +84,7 @@ use crate::{Error, Result, Scalar, check};
 /// How close a matrix is to having identical rows; see the
 /// [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct Collapse {
     /// min over x ∈ {mean row, median row, 0} of √(‖A − 1xᵀ‖₁‖A − 1xᵀ‖_∞).
@@ -366,7 +368,7 @@ pub fn rollout<S: HeadSource>(source: &S) -> Result<Vec<DMatrix<S::Elem>>> {
 
 /// Rank collapse at one depth of a stack.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct DepthCollapse {
     /// Number of layers in the product (1-based: depth 1 is layer 0 alone).
@@ -403,31 +405,41 @@ pub fn collapse_across_layers<S: HeadSource>(
     source: &S,
     backend: Backend,
 ) -> Result<Vec<DepthCollapse>> {
-    let [_, h, n, m] = source.shape();
+    let [layers, h, n, m] = source.shape();
     if n != m {
         return Err(Error::NotSquare { rows: n, cols: m });
     }
-    let rollouts = rollout(source)?;
-    let mut products: Vec<DMatrix<S::Elem>> = (0..h).map(|_| DMatrix::identity(n, n)).collect();
-    let mut avg_product = DMatrix::<S::Elem>::identity(n, n);
-    let mut out = Vec::with_capacity(rollouts.len());
-    for (layer, r_l) in rollouts.iter().enumerate() {
-        let mut per_head = Vec::with_capacity(h);
-        for (t, p) in products.iter_mut().enumerate() {
-            let a = source.head(layer, t)?;
-            *p = crate::num::dense::product(&a.as_matrix_ref(), false, &p.as_matrix_ref());
-            per_head.push(rank_collapse(&*p, backend)?);
-        }
+    let product = |a: &DMatrix<S::Elem>, p: &DMatrix<S::Elem>| {
+        crate::num::dense::product(&a.as_matrix_ref(), false, &p.as_matrix_ref())
+    };
+    // Per head index t, the products P_l = A_l⋯A_1 across depth: heads run
+    // in parallel, each holding one n×n product (memory O(threads·n²)).
+    let per_head: Vec<Vec<Collapse>> = map_indices(h, |t| {
+        let mut p = DMatrix::<S::Elem>::identity(n, n);
+        (0..layers)
+            .map(|layer| {
+                p = product(&source.head(layer, t)?, &p);
+                rank_collapse(&p, backend)
+            })
+            .collect()
+    })?;
+    // The head average and the rollout, one layer at a time.
+    let half = S::Elem::lit(0.5);
+    let eye = DMatrix::<S::Elem>::identity(n, n);
+    let (mut avg_product, mut roll) = (eye.clone(), eye.clone());
+    let mut out = Vec::with_capacity(layers);
+    for layer in 0..layers {
         let avg = head_average(source, layer)?;
-        avg_product =
-            crate::num::dense::product(&avg.as_matrix_ref(), false, &avg_product.as_matrix_ref());
-        let head_average = rank_collapse(&avg_product, backend)?;
-        let rollout = rank_collapse(r_l, backend)?;
+        avg_product = product(&avg, &avg_product);
+        roll = product(&(avg * half + &eye * half), &roll);
+        if roll.iter().any(|x| !x.finite()) {
+            return Err(Error::Overflow { what: "rollout" });
+        }
         out.push(DepthCollapse {
             depth: layer + 1,
-            per_head,
-            head_average,
-            rollout,
+            per_head: per_head.iter().map(|c| c[layer]).collect(),
+            head_average: rank_collapse(&avg_product, backend)?,
+            rollout: rank_collapse(&roll, backend)?,
         });
     }
     Ok(out)

@@ -104,26 +104,29 @@
 
 // Floors of docs/ARCHITECTURE.md, bottom up: each module imports only
 // from the floors below it.
-pub mod analysis;
-pub mod attention; // 4
-mod check; // 2
-pub mod collapse; // 6
 mod error; // 0
+mod simd; // 0
+mod scalar; // 1
+mod view; // 1
+mod check; // 2
+mod num; // 2
+mod stack; // 3
+pub mod attention; // 4
+pub mod io; // 4
+pub mod stochastic; // 4
+pub mod svd; // 4
 #[cfg(feature = "ndarray")]
 #[cfg_attr(docsrs, doc(cfg(feature = "ndarray")))]
 pub mod interop; // 4
-pub mod io; // 4
-pub mod logits; // 6
 pub mod lowrank; // 5
-pub mod metrics; // 5
-mod num; // 2
 pub mod randomized; // 5
-mod scalar; // 1
-mod simd; // 0
-mod stack; // 3
-pub mod stochastic; // 4
-pub mod svd; // 4
-mod view; // 2 // 7
+pub mod metrics; // 6
+pub mod analysis; // 7
+pub mod collapse; // 7
+pub mod logits; // 7
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod report; // 8
 
 pub use error::{Error, Result};
 pub use nalgebra;

@@ -53,9 +53,11 @@
 //! assert!(dense[4] < 1e-12 * dense[0]); // rank ≤ d
 //! ```
 
-use crate::attention::{Mask, Scale, scaled_dot_product};
+use crate::attention::{Mask, QkAttention, Scale, scaled_dot_product};
 use crate::metrics::{RankTolerance, SummaryParams, effective_rank, numerical_rank, summarize};
+use crate::num::par::map_indices;
 use crate::num::scale::scale_back;
+use crate::stack::HeadSource;
 use crate::svd::{Backend, Svd, svd};
 use crate::view::AsMatrixRef;
 use crate::{Error, Result, Scalar, check};
@@ -143,7 +145,7 @@ pub fn factored_svd<T: Scalar>(
 
 /// Numerical and effective ranks of the logits and of the attention.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct LogitAttentionRanks {
     /// Head dimension d (the bound on the logit rank).
@@ -206,7 +208,7 @@ pub fn logit_and_attention_ranks<T: Scalar>(
 
 /// One point of a temperature sweep.
 #[derive(Clone, Debug, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct SweepPoint {
     /// The inverse temperature t multiplying the logits (1 = the model's
@@ -270,4 +272,69 @@ pub fn temperature_sweep<T: Scalar>(
             })
         })
         .collect()
+}
+
+/// The logit ranks and the temperature sweep of one head of a model.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
+pub struct HeadSweep {
+    /// Layer index.
+    pub layer: usize,
+    /// Head index.
+    pub head: usize,
+    /// Logit rank against attention rank at the model's scale.
+    pub ranks: LogitAttentionRanks,
+    /// One point per inverse temperature.
+    pub sweep: Vec<SweepPoint>,
+}
+
+/// [`logit_and_attention_ranks`] and [`temperature_sweep`] for every head
+/// of a model given by its queries and keys ([`QkAttention`]: mask,
+/// per-layer scales and grouped-query heads included), heads in parallel.
+///
+/// # Errors
+///
+/// The errors of the two routines and of the sources, wrapped in
+/// [`Error::AtHead`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::attention::{Mask, QkAttention, Scale};
+/// use attention_svd::logits::model_sweep;
+/// use attention_svd::svd::Backend;
+/// use attention_svd::Stack;
+///
+/// let q = Stack::new([1, 2, 8, 2], (0..32).map(|x| (x as f64 * 0.37).sin()).collect()).unwrap();
+/// let model = QkAttention::new(&q, &q, Mask::none(), Scale::default()).unwrap();
+/// let s = model_sweep(&model, &[0.0, 1.0], Backend::Auto).unwrap();
+/// assert_eq!(s.len(), 2);
+/// assert_eq!(s[0].sweep[0].numerical_rank, 1); // t = 0: uniform
+/// ```
+pub fn model_sweep<T, Q, K>(
+    model: &QkAttention<'_, T, Q, K>,
+    temperatures: &[T],
+    backend: Backend,
+) -> Result<Vec<HeadSweep>>
+where
+    T: Scalar,
+    Q: HeadSource<Elem = T>,
+    K: HeadSource<Elem = T>,
+{
+    let [layers, heads, _, _] = model.shape();
+    map_indices(layers * heads, |index| {
+        let (layer, head) = (index / heads, index % heads);
+        let one = || {
+            let (q, k, mask, scale) = model.inputs(layer, head)?;
+            let params = LogitParams::default().scale(scale).backend(backend);
+            Ok(HeadSweep {
+                layer,
+                head,
+                ranks: logit_and_attention_ranks(&q, &k, mask, params)?,
+                sweep: temperature_sweep(&q, &k, mask, temperatures, params)?,
+            })
+        };
+        one().map_err(|e: Error| e.at_head(layer, head))
+    })
 }

@@ -9,7 +9,8 @@
 //!   `npy`: module behaviour, special matrices and every error path;
 //! - `real_data`: the shipped all-MiniLM-L6-v2 attention against its
 //!   reference values; `regressions`: bugs found in review; `views`: every
-//!   input layout (nalgebra views, row-major slices, stack heads, ndarray).
+//!   input layout (nalgebra views, row-major slices, stack heads, ndarray);
+//!   `report`: shards merge exactly, JSON round-trips.
 
 mod common;
 
@@ -24,6 +25,8 @@ mod npy;
 mod randomized;
 #[cfg(all(feature = "npy", feature = "serde"))]
 mod real_data;
+#[cfg(feature = "serde")]
+mod report;
 mod regressions;
 mod stochastic;
 mod svd;

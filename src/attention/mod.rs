@@ -369,20 +369,162 @@ pub fn multi_head<T: Scalar>(
         .collect()
 }
 
-/// Attention weights for every (layer, head) of per-head query and key
-/// stacks: Q [l, h, n, d] and K [l, h_kv, m, d] give A [l, h, n, m] with
-/// A[l, t] = softmax(s·Q[l, t]·K[l, g(t)]ᵀ + mask), computed in the stacks'
-/// type, heads in parallel.
+/// Attention computed head by head from per-head query and key stacks: a
+/// [`HeadSource`] whose head (l, t) is
+/// softmax(s_l·Q[l, t]·K[l, g(t)]ᵀ + mask), computed when read, in the
+/// stacks' type. Q is [l, h, n, d], K is [l, h_kv, m, d].
 ///
-/// Grouped-query attention is supported: when h_kv < h divides h, query
-/// head t reads key head g(t) = t / (h / h_kv) (Llama's `repeat_kv`
-/// layout); with h_kv = h, g(t) = t.
+/// Grouped-query attention: query head t reads key head g(t), by default
+/// t / (h / h_kv) (Llama's `repeat_kv` layout; g(t) = t when h_kv = h), or
+/// any map given with [`QkAttention::kv_group`]. The scale is one
+/// [`Scale`] for every layer or one per layer
+/// ([`QkAttention::layer_scales`], e.g. GPT-2's 1/(layer + 1) option). Its
+/// [`precision`](HeadSource::precision) is the coarser of the queries' and
+/// keys', the precision the logits inherit.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::attention::{Mask, QkAttention, Scale};
+/// use attention_svd::{HeadSource, Stack};
+///
+/// let q = Stack::new([1, 4, 3, 2], (0..24).map(|x| (x as f32 * 0.3).sin()).collect()).unwrap();
+/// let k = Stack::new([1, 2, 3, 2], (0..12).map(|x| (x as f32 * 0.7).cos()).collect()).unwrap();
+/// let a = QkAttention::new(&q, &k, Mask::causal(), Scale::default()).unwrap();
+/// assert_eq!(a.shape(), [1, 4, 3, 3]);
+/// assert_eq!(a.head(0, 3).unwrap()[(0, 2)], 0.0);
+/// ```
+#[derive(Debug)]
+pub struct QkAttention<'a, T, Q, K> {
+    q: &'a Q,
+    k: &'a K,
+    mask: Mask<T>,
+    scales: Vec<Scale<T>>,
+    kv_group: Vec<usize>,
+}
+
+fn qk_shape_error(reason: &'static str) -> Error {
+    Error::InvalidParameter {
+        name: "queries/keys",
+        reason,
+    }
+}
+
+impl<'a, T, Q, K> QkAttention<'a, T, Q, K>
+where
+    T: Scalar,
+    Q: HeadSource<Elem = T>,
+    K: HeadSource<Elem = T>,
+{
+    /// Attention from queries `q` and keys `k` under `mask` with one scale.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] if the layer counts or head dimensions
+    /// differ, or h_kv does not divide h.
+    pub fn new(q: &'a Q, k: &'a K, mask: Mask<T>, scale: Scale<T>) -> Result<Self> {
+        let [l, h, _, d] = q.shape();
+        let [kl, kh, _, kd] = k.shape();
+        if kl != l || kd != d {
+            return Err(qk_shape_error(
+                "queries and keys must have the same layers and head dimension",
+            ));
+        }
+        if kh == 0 || h % kh != 0 {
+            return Err(qk_shape_error(
+                "the number of key heads must divide the number of query heads",
+            ));
+        }
+        Ok(QkAttention {
+            q,
+            k,
+            mask,
+            scales: vec![scale; l],
+            kv_group: (0..h).map(|t| t / (h / kh)).collect(),
+        })
+    }
+
+    /// One scale per layer.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] unless there is one scale per layer.
+    pub fn layer_scales(mut self, scales: Vec<Scale<T>>) -> Result<Self> {
+        if scales.len() != self.q.shape()[0] {
+            return Err(qk_shape_error("there must be one scale per layer"));
+        }
+        self.scales = scales;
+        Ok(self)
+    }
+
+    /// Head (layer, head)'s queries, keys, mask and scale: the inputs of
+    /// its attention, for routines that also need the logits.
+    pub(crate) fn inputs(
+        &self,
+        layer: usize,
+        head: usize,
+    ) -> Result<(DMatrix<T>, DMatrix<T>, &Mask<T>, Scale<T>)> {
+        let q = self.q.head(layer, head)?;
+        let k = self.k.head(layer, self.kv_group[head])?;
+        Ok((q, k, &self.mask, self.scales[layer]))
+    }
+
+    /// The key head of every query head.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidParameter`] unless there is one entry per query
+    /// head, each a key head.
+    pub fn kv_group(mut self, group: Vec<usize>) -> Result<Self> {
+        if group.len() != self.q.shape()[1] || group.iter().any(|&g| g >= self.k.shape()[1]) {
+            return Err(qk_shape_error(
+                "kv_group needs one key head (< the number of key heads) per query head",
+            ));
+        }
+        self.kv_group = group;
+        Ok(self)
+    }
+}
+
+impl<T, Q, K> HeadSource for QkAttention<'_, T, Q, K>
+where
+    T: Scalar,
+    Q: HeadSource<Elem = T>,
+    K: HeadSource<Elem = T>,
+{
+    type Elem = T;
+
+    fn shape(&self) -> [usize; 4] {
+        let [l, h, n, _] = self.q.shape();
+        [l, h, n, self.k.shape()[2]]
+    }
+
+    fn precision(&self) -> crate::Precision {
+        self.q.precision().coarser(self.k.precision())
+    }
+
+    fn head(&self, layer: usize, head: usize) -> Result<DMatrix<T>> {
+        let [l, h, _, _] = self.q.shape();
+        if layer >= l || head >= h {
+            return Err(Error::InvalidParameter {
+                name: "layer/head",
+                reason: "index out of range of the stack",
+            });
+        }
+        let (q, k, mask, scale) = self.inputs(layer, head)?;
+        scaled_dot_product(&q, &k, mask, scale)
+    }
+}
+
+/// Attention weights for every (layer, head) of per-head query and key
+/// stacks, materialised: the [`QkAttention`] of `q`, `k`, `mask` and
+/// `scale` read into a [`Stack`], heads in parallel. For large models read
+/// the [`QkAttention`] head by head instead.
 ///
 /// # Errors
 ///
-/// [`Error::ShapeMismatch`] if layers or d differ or h_kv does not divide
-/// h; the errors of [`scaled_dot_product`] wrapped in [`Error::AtHead`];
-/// the reading errors of the sources.
+/// The errors of [`QkAttention::new`]; the errors of
+/// [`scaled_dot_product`] and of the sources, wrapped in [`Error::AtHead`].
 ///
 /// # Examples
 ///
@@ -396,34 +538,22 @@ pub fn multi_head<T: Scalar>(
 /// assert_eq!(a.shape(), [1, 2, 3, 3]);
 /// assert_eq!(a.head(0, 1).unwrap().get(0, 2), 0.0);
 /// ```
-pub fn scaled_dot_product_stack<Q, K>(
+pub fn scaled_dot_product_stack<T, Q, K>(
     q: &Q,
     k: &K,
-    mask: &Mask<Q::Elem>,
-    scale: Scale<Q::Elem>,
-) -> Result<Stack<Q::Elem>>
+    mask: &Mask<T>,
+    scale: Scale<T>,
+) -> Result<Stack<T>>
 where
-    Q: HeadSource,
-    K: HeadSource<Elem = Q::Elem>,
+    T: Scalar,
+    Q: HeadSource<Elem = T>,
+    K: HeadSource<Elem = T>,
 {
-    let [l, h, _, d] = q.shape();
-    let [kl, kh, _, kd] = k.shape();
-    if kl != l || kd != d || kh == 0 || h % kh != 0 {
-        return Err(Error::ShapeMismatch {
-            what: "key stack (layers·kv heads, head dimension; kv heads must divide heads)",
-            expected: (l * h, d),
-            found: (kl * kh, kd),
-        });
-    }
-    let group = h / kh;
+    let source = QkAttention::new(q, k, mask.clone(), scale)?;
+    let [l, h, _, _] = source.shape();
     let mats = map_indices(l * h, |index| {
         let (layer, head) = (index / h, index % h);
-        let one = || {
-            let qm = q.head(layer, head)?;
-            let km = k.head(layer, head / group)?;
-            scaled_dot_product(&qm, &km, mask, scale)
-        };
-        one().map_err(|e| e.at_head(layer, head))
+        source.head(layer, head).map_err(|e| e.at_head(layer, head))
     })?;
     Stack::from_matrices(l, h, &mats)
 }
