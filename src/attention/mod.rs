@@ -369,6 +369,9 @@ pub fn multi_head<T: Scalar>(
         .collect()
 }
 
+/// One head's queries, keys, mask and scale.
+pub(crate) type HeadInputs<'m, T> = (DMatrix<T>, DMatrix<T>, &'m Mask<T>, Scale<T>);
+
 /// Attention computed head by head from per-head query and key stacks: a
 /// [`HeadSource`] whose head (l, t) is
 /// softmax(s_l·Q[l, t]·K[l, g(t)]ᵀ + mask), computed when read, in the
@@ -463,7 +466,7 @@ where
         &self,
         layer: usize,
         head: usize,
-    ) -> Result<(DMatrix<T>, DMatrix<T>, &Mask<T>, Scale<T>)> {
+    ) -> Result<HeadInputs<'_, T>> {
         let q = self.q.head(layer, head)?;
         let k = self.k.head(layer, self.kv_group[head])?;
         Ok((q, k, &self.mask, self.scales[layer]))
