@@ -462,11 +462,7 @@ where
 
     /// Head (layer, head)'s queries, keys, mask and scale: the inputs of
     /// its attention, for routines that also need the logits.
-    pub(crate) fn inputs(
-        &self,
-        layer: usize,
-        head: usize,
-    ) -> Result<HeadInputs<'_, T>> {
+    pub(crate) fn inputs(&self, layer: usize, head: usize) -> Result<HeadInputs<'_, T>> {
         let q = self.q.head(layer, head)?;
         let k = self.k.head(layer, self.kv_group[head])?;
         Ok((q, k, &self.mask, self.scales[layer]))

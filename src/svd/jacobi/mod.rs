@@ -1,12 +1,15 @@
-//! One-sided (Hestenes) Jacobi SVD.
+//! One-sided (Hestenes) Jacobi SVD, preconditioned by QR factorisations
+//! (Drmač–Veselić) for all but small inputs.
 //!
 //! # Algorithm
 //!
 //! Let W be the input with rows ≥ columns (the transpose is used for wide
-//! inputs), scaled by 1/max|wᵢⱼ| so every entry is in [−1, 1]. Each sweep
-//! visits every pair of columns (p, q), p < q, in row-cyclic order with de
-//! Rijk's pivoting: before the pairs of column p, the remaining column
-//! (p, p+1, …) of largest norm is swapped into position p. For each pair
+//! inputs), r×c, scaled by 1/max|wᵢⱼ| so every entry is in [−1, 1].
+//!
+//! *Small inputs* (c < 64) are rotated directly. Each sweep visits every
+//! pair of columns (p, q), p < q, in row-cyclic order with de Rijk's
+//! pivoting: before the pairs of column p, the remaining column (p, p+1, …)
+//! of largest norm is swapped into position p. For each pair
 //!
 //! ```text
 //! α = ‖w_p‖²,  β = ‖w_q‖²,  γ = w_pᵀw_q,  cos θ = |γ| / (√α·√β)
@@ -29,16 +32,45 @@
 //! nothing ends the iteration: W = UΣ with mutually orthogonal columns, so
 //! σⱼ = ‖wⱼ‖·max|a| (norms recomputed from the final W), uⱼ = wⱼ/‖wⱼ‖.
 //! The missing columns of U (for zero columns of W) are completed to an
-//! orthonormal basis.
+//! orthonormal basis. α, β, γ, the cosine and the rotation are computed in
+//! f64 for both scalar types; the rotation is applied in the scalar type.
 //!
-//! α, β, γ, the cosine and the rotation are computed in f64 for both scalar
-//! types; the dot products use eight independent partial sums so that they
-//! vectorise. The rotation is applied in the scalar type. A column whose
-//! squared norm falls below MIN_POSITIVE/ε of the
-//! scalar type (a norm below about 3e-16·max|a| in f32, 1.5e-146·max|a| in
-//! f64) is treated as exactly zero: it is below the rounding level of the
-//! input's largest entries, and rotating it against a column that rounding
-//! left it parallel to would only shrink it by ε per sweep.
+//! *Larger inputs* (c ≥ 64) are computed in f64 throughout (`f32` inputs
+//! are converted and the results rounded back):
+//!
+//! 1. The columns of W are sorted by decreasing norm (permutation P) and
+//!    factored W·P = Q₁·R₁ (Householder QR, faer's blocked kernel), then
+//!    R₁ᵀ = Q₂·R₂ (a second QR). Jacobi runs on the c×c lower triangular
+//!    X = R₂ᵀ, whose columns are much closer to orthogonal than W's
+//!    (R₂ᵀR₂ = R₁R₁ᵀ is one step of the QR algorithm on WᵀW away from
+//!    WᵀW); this is the preconditioning of LAPACK's dgejsv. faer's QR
+//!    deflates columns whose remainder is below 16·r·ε of their norm
+//!    (dropping it from R); when it does (numerically rank-deficient input)
+//!    the factorisation is redone with nalgebra's Householder QR, which is
+//!    also the only one without the `faer` feature.
+//! 2. The sweeps use the same rotations, threshold √c·ε and carried norms
+//!    as above, but visit the pairs block by block (`blocked.rs`): blocks of
+//!    ≈ 16384/c consecutive columns (8 to 64); for each block I the pairs
+//!    inside it, then for every later block J the pairs (p ∈ I, q ∈ J), so
+//!    that the 2·block columns of a step stay in cache. Columns are sorted by
+//!    norm once per sweep (de Rijk's pivoting per sweep). The kernels are
+//!    dispatched at run time to AVX2/FMA or AVX-512 ([`pulp`]). After a sweep
+//!    that rotated fewer than c²/16 pairs, the next sweep takes the inner
+//!    products of the columns it has not yet rotated from one Gram matrix
+//!    XᵀX (a level-3 product) instead of c²/2 dot products.
+//! 3. σⱼ = ‖xⱼ‖·max|a| from the final X = X₀·V_J, U = Q₁·[X·Σ⁻¹; 0].
+//!    Since R₁ = X₀·Q₂ᵀ, the right singular vectors P·Q₂·V_J equal
+//!    P·R₁⁻¹·X (dgejsv's triangular solve), so the rotations need not be
+//!    accumulated: the columns of R₁⁻¹·X are normalised and kept if
+//!    ‖VᵀV − I‖_F ≤ 8·c·ε (checked with one Gram product). Otherwise (R₁
+//!    too ill-conditioned after row scaling, a zero σ, …) Jacobi reruns on
+//!    X₀ with V_J accumulated and V = P·Q₂·V_J.
+//!
+//! A column whose squared norm falls below MIN_POSITIVE/ε of the scalar
+//! type (a norm below about 3e-16·max|a| in f32, 1.5e-146·max|a| in f64) is
+//! treated as exactly zero: it is below the rounding level of the input's
+//! largest entries, and rotating it against a column that rounding left it
+//! parallel to would only shrink it by ε per sweep.
 //!
 //! # Accuracy
 //!
@@ -51,12 +83,28 @@
 //! rotation is still an exact-in-exact-arithmetic plane rotation applied to
 //! the columns, and σ comes from the final columns themselves.
 //!
+//! The preconditioning keeps this property (Drmač–Veselić 2008): Householder
+//! QR is backward stable column by column, (W + δW)·P = Q₁R₁ with
+//! ‖δwⱼ‖ = O(rc·ε)‖wⱼ‖, a perturbation of the kind Jacobi itself commits;
+//! with the columns sorted by decreasing norm, R₁ = (B′·D′-graded) has rows
+//! graded like D′, R₁ᵀ = R̂ᵀ·D′ with R̂ as well conditioned as B up to a
+//! factor of c, and the second QR and the sweeps on X = R₂ᵀ again commit
+//! only column-wise relative errors of such well-scaled factors. The Gram
+//! screening decides only *whether* a pair is rotated (its inner products
+//! are as accurate as the dot products); the rotations themselves use fresh
+//! or exactly carried quantities. With vectors, V = R₁⁻¹·X is accepted only
+//! when it is orthonormal to 8·c·ε.
+//!
 //! # Complexity
 //!
-//! For an r×c input (r ≥ c), each sweep costs one length-r dot product per
-//! column pair plus, for the pairs that are rotated, one rotation of the two
-//! columns of W (and of V with vectors): O(sweeps·c²·r) in all. Early sweeps
-//! rotate nearly every pair; the last sweeps are mostly dot products.
+//! For an r×c input (r ≥ c), each sweep costs one length-r (small inputs)
+//! or length-c (preconditioned) dot product per column pair plus, for the
+//! pairs that are rotated, one rotation of the two columns (and of V when
+//! accumulated): O(sweeps·c²·r) or, preconditioned, O(r·c²) for the QR
+//! factorisations and for applying Q₁ plus O(sweeps·c³) level-1 work in
+//! cache-sized blocks. Attention matrices take about 9–10 sweeps at
+//! c = 256–1024 (QR preconditioning saves about one), the last two or three
+//! rotating few pairs and mostly screened by one level-3 Gram product.
 
 use nalgebra::DMatrix;
 
@@ -65,10 +113,30 @@ use crate::num::scale::scale_back;
 use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
+mod blocked;
+mod linalg;
+
 /// The output of the Jacobi kernel: (U, σ, Vᵀ) in the shape of the input,
-/// in the order the sweeps left them (the gate sorts). U and Vᵀ are `None`
-/// when not requested.
+/// in the order the sweeps left them (the gate of [`svd`](super) sorts).
+/// U and Vᵀ are `None` when not requested.
 type Parts<T> = (Option<DMatrix<T>>, Vec<T>, Option<DMatrix<T>>);
+
+/// Inputs with fewer columns (after transposing wide ones) than this take
+/// the unpreconditioned, unblocked path.
+const PRECONDITIONED_MIN: usize = 64;
+
+/// The blocked sweeps keep the 2·block columns of a pair step in about
+/// this many bytes (half of a typical 512 KiB L2 cache).
+const STEP_BYTES: usize = 256 * 1024;
+
+/// Columns per block for c×c blocked sweeps: 2·block·c·8 bytes ≈
+/// [`STEP_BYTES`], between 8 and 64.
+fn block_size(c: usize) -> usize {
+    (STEP_BYTES / (16 * c.max(1))).clamp(8, 64)
+}
+
+/// V from the triangular solve is kept when ‖VᵀV − I‖_F ≤ ORTHO_LIMIT·c·ε.
+const ORTHO_LIMIT: f64 = 8.0;
 
 /// One-sided Jacobi SVD of a non-empty, finite matrix (a working copy is
 /// made: the rotations run in place).
@@ -78,12 +146,13 @@ pub(crate) fn svd<T: Scalar>(
     params: &JacobiParams,
 ) -> Result<Raw<T>> {
     let (n, m) = a.shape();
-    let w = if n < m {
+    let transposed = n < m;
+    let w = if transposed {
         DMatrix::from_fn(m, n, |i, j| a.get(j, i))
     } else {
         a.to_dmatrix()
     };
-    let (u, sigma, v_t) = jacobi(w, n < m, vectors, params)?;
+    let (u, sigma, v_t) = jacobi(w, transposed, vectors, params)?;
     Ok(Raw { u, sigma, v_t })
 }
 
@@ -104,6 +173,10 @@ fn jacobi<T: Scalar>(
         let v = vectors.then(|| DMatrix::identity(c, c));
         return Ok(finish(uw, sigma, v, transposed));
     }
+    if c >= PRECONDITIONED_MIN {
+        let (uw, sigma, v) = preconditioned(&w, amax, vectors, max_sweeps)?;
+        return Ok(finish(uw, sigma, v, transposed));
+    }
     // Division, not multiplication by 1/amax: 1/amax overflows for subnormal amax.
     w.apply(|x| *x /= amax);
 
@@ -119,8 +192,7 @@ fn jacobi<T: Scalar>(
         let ss = dot(col, col);
         norms.push(if ss <= tiny { 0.0 } else { ss.sqrt() });
     }
-    let mut sigma: Vec<T> = norms.iter().map(|&nj| T::lit(nj)).collect();
-    scale_back(&mut sigma, &[amax])?;
+    let sigma = singular_values_from(&norms, amax)?;
 
     let mut uw = None;
     if vectors {
@@ -138,8 +210,156 @@ fn jacobi<T: Scalar>(
         complete_orthonormal(&mut u, &zero_cols);
         uw = Some(u);
     }
-
     Ok(finish(uw, sigma, v, transposed))
+}
+
+/// σ_j = norm_j·amax, rounded to `T` (the one scale-back).
+fn singular_values_from<T: Scalar>(norms: &[f64], amax: T) -> Result<Vec<T>> {
+    let mut sigma: Vec<T> = norms.iter().map(|&nj| T::lit(nj)).collect();
+    scale_back(&mut sigma, &[amax])?;
+    Ok(sigma)
+}
+
+/// Exact squared norms → norms, with those at or below `tiny` set to zero.
+fn norms_of(x: &DMatrix<f64>, tiny: f64) -> Vec<f64> {
+    let r = x.nrows();
+    (0..x.ncols())
+        .map(|j| {
+            let col = &x.as_slice()[j * r..(j + 1) * r];
+            let ss = dot(col, col);
+            if ss <= tiny { 0.0 } else { ss.sqrt() }
+        })
+        .collect()
+}
+
+/// The preconditioned path for W (r×c, r ≥ c ≥ PRECONDITIONED_MIN, not yet
+/// scaled): returns (U_w, σ, V) with W = U_w·diag(σ)·Vᵀ (unsorted: the
+/// gate sorts).
+fn preconditioned<T: Scalar>(
+    w: &DMatrix<T>,
+    amax: T,
+    vectors: bool,
+    max_sweeps: usize,
+) -> Result<Parts<T>> {
+    let (r, c) = w.shape();
+    let scale = amax.to_f64();
+    let tiny = tiny::<T>();
+    // Columns by decreasing norm (stable), scaled to max|w| = 1, in f64.
+    let mut colnorm = vec![0.0f64; c];
+    for (j, s) in colnorm.iter_mut().enumerate() {
+        let col = &w.as_slice()[j * r..(j + 1) * r];
+        *s = dot(col, col);
+    }
+    let mut perm: Vec<usize> = (0..c).collect();
+    perm.sort_by(|&i, &j| colnorm[j].total_cmp(&colnorm[i]));
+    let wp = DMatrix::<f64>::from_fn(r, c, |i, j| w[(i, perm[j])].to_f64() / scale);
+    // W·P = Q₁·R₁ and R₁ᵀ = Q₂·R₂; Jacobi runs on X = R₂ᵀ.
+    let qr1 = linalg::Qr::new(wp);
+    let r1 = qr1.r();
+    let qr2 = linalg::Qr::new(r1.transpose());
+    let x0 = qr2.r().transpose();
+    let settings = blocked::Settings {
+        max_sweeps,
+        tol: (c as f64).sqrt() * T::EPSILON.to_f64(),
+        tiny,
+        block: block_size(c),
+    };
+    let run = |x: &mut DMatrix<f64>, v: Option<&mut DMatrix<f64>>| {
+        blocked::run(x, v, settings).map_err(|(sweeps, off)| Error::NoConvergence {
+            method: Method::Jacobi,
+            iterations: Some(sweeps),
+            max_iterations: max_sweeps,
+            off_diagonal: Some(off.min(1.0)),
+        })
+    };
+    let mut x = x0.clone();
+    run(&mut x, None)?;
+    let mut norms = norms_of(&x, tiny);
+    if !vectors {
+        return Ok((None, singular_values_from(&norms, amax)?, None));
+    }
+    // V = P·Q₂·V_J. First try V = P·R₁⁻¹·X_final (X_final = X·V_J and
+    // R₁ = X·Q₂ᵀ), which needs no accumulated rotations; keep it only if
+    // its columns come out orthonormal.
+    let mut vp = None;
+    if norms.iter().all(|&nj| nj > 0.0) {
+        let mut sol = x.clone();
+        linalg::solve_upper(&r1, &mut sol);
+        // In exact arithmetic R₁⁻¹·X = Q₂·V_J has orthonormal columns: their
+        // norms must already be 1 (a far-off norm means R₁ is too
+        // ill-conditioned for the solve, e.g. numerically rank-deficient W).
+        let eps = T::EPSILON.to_f64();
+        let off_norm = normalise_columns(&mut sol);
+        if off_norm <= ORTHO_LIMIT * c as f64 * eps && orthonormal_enough(&sol, eps) {
+            vp = Some(sol);
+        }
+    }
+    let vp = match vp {
+        Some(vp) => vp,
+        None => {
+            x = x0;
+            let mut vj = DMatrix::<f64>::identity(c, c);
+            run(&mut x, Some(&mut vj))?;
+            norms = norms_of(&x, tiny);
+            qr2.apply_q(&vj)
+        }
+    };
+    let sigma = singular_values_from(&norms, amax)?;
+    let mut uj = x;
+    let mut zero_cols = Vec::new();
+    for (j, &nj) in norms.iter().enumerate() {
+        let col = &mut uj.as_mut_slice()[j * c..(j + 1) * c];
+        if nj == 0.0 {
+            col.iter_mut().for_each(|x| *x = 0.0);
+            zero_cols.push(j);
+        } else {
+            col.iter_mut().for_each(|x| *x /= nj);
+        }
+    }
+    complete_orthonormal(&mut uj, &zero_cols);
+    let uw = qr1.apply_q(&uj);
+    let uw = DMatrix::<T>::from_fn(r, c, |i, j| T::lit(uw[(i, j)]));
+    let mut v = DMatrix::<T>::zeros(c, c);
+    for (i, &pi) in perm.iter().enumerate() {
+        for j in 0..c {
+            v[(pi, j)] = T::lit(vp[(i, j)]);
+        }
+    }
+    Ok((Some(uw), sigma, Some(v)))
+}
+
+/// Scales every nonzero column to unit norm; returns the largest
+/// |‖column‖ − 1| before scaling.
+fn normalise_columns(x: &mut DMatrix<f64>) -> f64 {
+    let r = x.nrows();
+    let mut worst = 0.0f64;
+    for col in x.as_mut_slice().chunks_exact_mut(r) {
+        let nrm = dot(col, col).sqrt();
+        worst = worst.max((nrm - 1.0).abs());
+        if nrm > 0.0 {
+            col.iter_mut().for_each(|v| *v /= nrm);
+        }
+    }
+    worst
+}
+
+/// Whether ‖XᵀX − I‖_F ≤ c·eps for the c columns of X (all finite).
+fn orthonormal_enough(x: &DMatrix<f64>, eps: f64) -> bool {
+    let (r, c) = x.shape();
+    if x.iter().any(|v| !v.is_finite()) {
+        return false;
+    }
+    let mut g = vec![0.0; c * c];
+    linalg::gram_lower(&mut g, c, linalg::View::cols_of(x.as_slice(), r, r, 0, c));
+    let mut off = 0.0;
+    for j in 0..c {
+        let d = g[j * c + j] - 1.0;
+        off += d * d;
+        for i in j + 1..c {
+            off += 2.0 * g[j * c + i] * g[j * c + i];
+        }
+    }
+    off.sqrt() <= ORTHO_LIMIT * c as f64 * eps
 }
 
 /// Maps the factors of W back to those of the input.
