@@ -318,9 +318,14 @@ impl fmt::Display for Error {
                 max_iterations,
                 off_diagonal,
             } => {
+                let unit = match method {
+                    Method::Jacobi => "sweep",
+                    Method::Nalgebra => "QR step",
+                    Method::Faer => "iteration",
+                };
                 match iterations {
-                    Some(1) => write!(f, "{method} SVD did not converge after 1 iteration")?,
-                    Some(i) => write!(f, "{method} SVD did not converge after {i} iterations")?,
+                    Some(1) => write!(f, "{method} SVD did not converge after 1 {unit}")?,
+                    Some(i) => write!(f, "{method} SVD did not converge after {i} {unit}s")?,
                     None => write!(f, "{method} SVD did not converge")?,
                 }
                 write!(f, " (cap {max_iterations})")?;

@@ -3,7 +3,8 @@
 //! - `theory`: the theorems of `docs/THEORY.md` (T1–T14), each on generated
 //!   row-stochastic families, for f32 and f64;
 //! - `dynamics`: rank collapse, rollout, logit rank, factored SVD (T15–T18);
-//! - `accuracy`: LAPACK-style test ratios (`docs/ACCURACY.md`); `hostile`:
+//! - `accuracy`: LAPACK-style test ratios (`docs/ACCURACY.md`); `bounds`:
+//!   caps on counts, sizes and narrowing (issue: hostile input); `hostile`:
 //!   NaN/∞/subnormal/huge input to every public call;
 //! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`, `randomized`,
 //!   `npy`: module behaviour, special matrices and every error path;
@@ -16,6 +17,7 @@ mod common;
 
 mod accuracy;
 mod attention;
+mod bounds;
 mod dynamics;
 mod hostile;
 mod lowrank;

@@ -210,18 +210,31 @@ impl<T: Scalar> Mask<T> {
     /// # Errors
     ///
     /// The shape and parameter errors of applying the mask to n queries and
-    /// m keys (see [`Mask`]); [`Error::InvalidParameter`] if n·m overflows.
+    /// m keys (see [`Mask`]); [`Error::InvalidParameter`] if n·m overflows
+    /// or the n×m matrix cannot be allocated.
     pub fn to_bool(&self, n: usize, m: usize) -> Result<DMatrix<bool>> {
-        if n.checked_mul(m).is_none() {
+        let Some(len) = n.checked_mul(m) else {
             return Err(Error::InvalidParameter {
                 name: "shape",
                 reason: "n·m overflows usize",
             });
-        }
+        };
         let r = self.resolve(n, m)?;
-        Ok(DMatrix::from_fn(n, m, |i, j| {
-            r.allows(i, j) && r.bias.as_ref().is_none_or(|b| b[(i, j)] != T::NEG_INFINITY)
-        }))
+        // The n·m booleans are asked for by the caller, not implied by any
+        // input: an allocation that cannot be made is an error, not an abort.
+        let mut data: Vec<bool> = Vec::new();
+        if data.try_reserve_exact(len).is_err() {
+            return Err(Error::InvalidParameter {
+                name: "shape",
+                reason: "the n×m boolean mask does not fit in memory",
+            });
+        }
+        for j in 0..m {
+            data.extend((0..n).map(|i| {
+                r.allows(i, j) && r.bias.as_ref().is_none_or(|b| b[(i, j)] != T::NEG_INFINITY)
+            }));
+        }
+        Ok(DMatrix::from_vec(n, m, data))
     }
 
     /// Checks every part against n queries and m keys and merges them.
@@ -284,8 +297,14 @@ impl<T: Scalar> Mask<T> {
             bias = Some(match bias {
                 None => b.clone(),
                 Some(k) => {
-                    let sum = k + b;
-                    if sum.iter().any(|&x| x == T::INFINITY) {
+                    let sum = &k + b;
+                    // ±∞ from two finite terms is an overflow (the rule for
+                    // a logit plus its bias), not a mask: only a −∞ term masks.
+                    let overflowed = sum
+                        .iter()
+                        .zip(k.iter().zip(b.iter()))
+                        .any(|(s, (x, y))| !s.finite() && x.finite() && y.finite());
+                    if overflowed {
                         return Err(Error::Overflow {
                             what: "sum of biases",
                         });
