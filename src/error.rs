@@ -22,7 +22,8 @@ use std::fmt;
 pub enum Method {
     /// nalgebra's bidiagonal implicit-shift QR.
     Nalgebra,
-    /// faer's bidiagonal divide-and-conquer (values only: implicit-shift QR).
+    /// faer's bidiagonalisation and divide-and-conquer (values only: the
+    /// crate's dqds on faer's bidiagonal).
     Faer,
     /// The crate's one-sided Jacobi.
     Jacobi,

@@ -1,8 +1,10 @@
-//! The faer backend: Householder bidiagonalisation followed by faer's
-//! divide-and-conquer bidiagonal SVD (with vectors) or its implicit-shift QR
-//! (values only); for inputs more than about twice as tall as wide, a QR
-//! factorisation first. This is the scheme of LAPACK's `dgesdd`, and on
-//! this crate's measurements it runs at LAPACK speed (`docs/PERFORMANCE.md`).
+//! The faer backend: Householder bidiagonalisation, then with vectors
+//! faer's divide-and-conquer bidiagonal SVD, and values only the crate's
+//! dqds on the bidiagonal ([`dqds`](super::dqds), relatively accurate,
+//! `docs/THEORY.md` T19); for inputs more than 11/6 times as tall as wide, a
+//! QR factorisation first. This is the scheme of LAPACK's `dgesdd`
+//! (whose values-only path also ends in dqds, `dlasq1`), and on this crate's
+//! measurements it runs at LAPACK speed (`docs/PERFORMANCE.md`).
 //!
 //! The input is viewed in place (a `DMatrix` and a faer `MatRef` share the
 //! column-major layout), and U is written straight into the result's buffer;
@@ -26,6 +28,7 @@ use faer::linalg::svd::{self as fsvd, ComputeSvdVectors};
 use faer::{MatMut, MatRef, Par};
 use nalgebra::DMatrix;
 
+use super::dqds::DqdsError;
 use super::{Method, Raw};
 use crate::num::scale::scale_back;
 use crate::view::MatrixRef;
@@ -71,7 +74,122 @@ fn safe_range<T: Scalar>() -> (T, T) {
     )
 }
 
+/// Inputs taller than this ratio (rows/columns, after transposing wide
+/// ones) are QR-factorised before the values-only bidiagonalisation
+/// (LAPACK's and faer's crossover).
+const QR_RATIO: f64 = 11.0 / 6.0;
+
+/// Singular values only: faer's bidiagonalisation (of R for tall inputs),
+/// then dqds in f64 (f32 bidiagonals are widened exactly and the values
+/// rounded back).
+fn values_unscaled<T: Scalar>(view: MatRef<'_, T>) -> Result<Raw<T>> {
+    use faer::linalg::qr::no_pivoting::factor as qr;
+    use faer::linalg::svd::bidiag;
+    let a = if view.nrows() < view.ncols() {
+        view.transpose()
+    } else {
+        view
+    };
+    let (m, n) = a.shape();
+    let mut work: faer::Mat<T> = if m as f64 > QR_RATIO * n as f64 {
+        let mut factors = a.to_owned();
+        let bs = qr::recommended_block_size::<T>(m, n);
+        let mut coeff = faer::Mat::<T>::zeros(bs, n);
+        let mut buf = MemBuffer::new(qr::qr_in_place_scratch::<T>(
+            m,
+            n,
+            bs,
+            Par::Seq,
+            Default::default(),
+        ));
+        crate::simd::faer_call(|| {
+            qr::qr_in_place(
+                factors.as_mut(),
+                coeff.as_mut(),
+                Par::Seq,
+                MemStack::new(&mut buf),
+                Default::default(),
+            )
+        });
+        faer::Mat::from_fn(
+            n,
+            n,
+            |i, j| if i <= j { factors[(i, j)] } else { T::zero() },
+        )
+    } else {
+        a.to_owned()
+    };
+    let rows = work.nrows();
+    // Block size 1 for the Householder factors: only vectors would need the
+    // blocked T factors (measured 1–16 % faster, `docs/PERFORMANCE.md`).
+    let mut hl = faer::Mat::<T>::zeros(1, n);
+    let mut hr = faer::Mat::<T>::zeros(1, n.saturating_sub(1));
+    let mut buf = MemBuffer::new(bidiag::bidiag_in_place_scratch::<T>(
+        rows,
+        n,
+        Par::Seq,
+        Default::default(),
+    ));
+    crate::simd::faer_call(|| {
+        bidiag::bidiag_in_place(
+            work.as_mut(),
+            hl.as_mut(),
+            hr.as_mut(),
+            Par::Seq,
+            MemStack::new(&mut buf),
+            Default::default(),
+        )
+    });
+    let mut d: Vec<f64> = (0..n).map(|i| work[(i, i)].to_f64()).collect();
+    let e: Vec<f64> = (0..n.saturating_sub(1))
+        .map(|i| work[(i, i + 1)].to_f64())
+        .collect();
+    let mut scratch = Vec::new();
+    match super::dqds::bidiagonal_singular_values_with_work(&mut d, &e, &mut scratch) {
+        Ok(_) => {}
+        Err(DqdsError::NoConvergence {
+            iterations,
+            max_iterations,
+            ..
+        }) => {
+            return Err(Error::NoConvergence {
+                method: Method::Faer,
+                iterations: Some(iterations),
+                max_iterations,
+                off_diagonal: None,
+            });
+        }
+        Err(DqdsError::Overflow) => {
+            return Err(Error::Overflow {
+                what: "singular value",
+            });
+        }
+        Err(DqdsError::NonFinite { .. } | DqdsError::Length { .. }) => {
+            return Err(Error::Breakdown {
+                method: Method::Faer,
+                reason: "non-finite bidiagonal",
+            });
+        }
+    }
+    let mut sigma = Vec::with_capacity(n);
+    for x in d {
+        sigma.push(
+            crate::scalar::convert::<f64, T>(x, "singular value").map_err(|_| Error::Overflow {
+                what: "singular value",
+            })?,
+        );
+    }
+    Ok(Raw {
+        u: None,
+        sigma,
+        v_t: None,
+    })
+}
+
 fn svd_unscaled<T: Scalar>(view: MatRef<'_, T>, vectors: bool) -> Result<Raw<T>> {
+    if !vectors {
+        return values_unscaled(view);
+    }
     let (n, m) = (view.nrows(), view.ncols());
     let k = n.min(m);
     let want = if vectors {
