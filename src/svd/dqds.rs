@@ -111,6 +111,10 @@
 //! `f64::MAX` after unscaling (possible only when entries are within a
 //! factor 2√k of `f64::MAX`) is reported as [`DqdsError::Overflow`].
 
+// Comparisons such as `!(x >= 0.0)` are written that way on purpose: they
+// are also true for NaN.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 use std::fmt;
 
 /// Why [`bidiagonal_singular_values`] failed.
@@ -590,7 +594,6 @@ impl<'a> Solver<'a> {
             // A negative dmin asks the shift rule for τ = −dmin.
             self.dmin = -(qmin - 2.0 * qmin.sqrt() * emax.sqrt()).max(0.0);
 
-            let mut i0 = i0;
             let mut pp = 0usize;
             let mut bend = end; // one past the block's last position
             while bend > i0 {
@@ -703,24 +706,22 @@ impl<'a> Solver<'a> {
 
         // Reverse the block if the top q is much smaller than the bottom one
         // (only at a fresh start or right after a deflation).
-        if self.dmin <= 0.0 || n0 < n0in {
-            if CBIAS * self.z[i0][pp] < self.z[n0][pp] {
-                self.reverse(i0, n0, &[0, 1]);
-                if n0 - i0 <= 4 {
-                    self.emin_cur = self.z[i0][2 + pp];
-                    self.emin_prev = self.z[i0][3 - pp];
-                }
-                self.emin_cur = self
-                    .emin_cur
-                    .min(self.z[i0][2 + pp])
-                    .min(self.z[i0 + 1][2 + pp]);
-                self.emin_prev = self
-                    .emin_prev
-                    .min(self.z[i0][3 - pp])
-                    .min(self.z[i0 + 1][3 - pp]);
-                self.qmax = self.qmax.max(self.z[i0][pp]).max(self.z[i0 + 1][pp]);
-                self.dmin = -0.0;
+        if (self.dmin <= 0.0 || n0 < n0in) && CBIAS * self.z[i0][pp] < self.z[n0][pp] {
+            self.reverse(i0, n0, &[0, 1]);
+            if n0 - i0 <= 4 {
+                self.emin_cur = self.z[i0][2 + pp];
+                self.emin_prev = self.z[i0][3 - pp];
             }
+            self.emin_cur = self
+                .emin_cur
+                .min(self.z[i0][2 + pp])
+                .min(self.z[i0 + 1][2 + pp]);
+            self.emin_prev = self
+                .emin_prev
+                .min(self.z[i0][3 - pp])
+                .min(self.z[i0 + 1][3 - pp]);
+            self.qmax = self.qmax.max(self.z[i0][pp]).max(self.z[i0 + 1][pp]);
+            self.dmin = -0.0;
         }
 
         self.choose_shift(i0, n0, pp, n0in);
