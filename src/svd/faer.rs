@@ -1,7 +1,7 @@
 //! The faer backend: Householder bidiagonalisation, then with vectors
 //! faer's divide-and-conquer bidiagonal SVD, and values only the crate's
 //! dqds on the bidiagonal ([`dqds`](super::dqds), relatively accurate,
-//! `docs/THEORY.md` T19); for inputs more than 11/6 times as tall as wide, a
+//! `docs/THEORY.md` T22); for inputs more than 11/6 times as tall as wide, a
 //! QR factorisation first. This is the scheme of LAPACK's `dgesdd`
 //! (whose values-only path also ends in dqds, `dlasq1`), and on this crate's
 //! measurements it runs at LAPACK speed (`docs/PERFORMANCE.md`).

@@ -18,7 +18,7 @@
 //! | [`Backend`] | algorithm | cost | when to use |
 //! |---|---|---|---|
 //! | [`Auto`](Backend::Auto) (default) | the faster of faer and nalgebra for the size, validated; Jacobi if a check fails | that backend + O(n·m) checks | always, unless you know better |
-//! | [`Faer`](Backend::Faer) (feature `faer`) | faer's bidiagonalisation + divide and conquer (values only: the crate's dqds, `docs/THEORY.md` T19), as LAPACK `dgesdd` | O(n·m·k) | speed, when you validate yourself |
+//! | [`Faer`](Backend::Faer) (feature `faer`) | faer's bidiagonalisation + divide and conquer (values only: the crate's dqds, `docs/THEORY.md` T22), as LAPACK `dgesdd` | O(n·m·k) | speed, when you validate yourself |
 //! | [`Nalgebra`](Backend::Nalgebra) | bidiagonalisation + implicit-shift QR | O(n·m·k) | small matrices, when you validate yourself |
 //! | [`Jacobi`](Backend::Jacobi) | one-sided (Hestenes) Jacobi | O(sweeps·n·m·k) | small σ to high relative accuracy; a second opinion |
 //!
