@@ -169,7 +169,7 @@ pub struct LogitAttentionRanks {
 /// # Errors
 ///
 /// The errors of [`factored_svd`] and of
-/// [`scaled_dot_product_with_scale`].
+/// [`scaled_dot_product`].
 ///
 /// # Examples
 ///

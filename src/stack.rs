@@ -299,8 +299,12 @@ impl<'a, T: Scalar> From<&'a Stack<T>> for StackView<'a, T> {
     }
 }
 
-/// A source of per-(layer, head) matrices, read one head at a time; see
-/// the [module docs](self).
+/// A source of per-(layer, head) matrices, read one head at a time: what
+/// the whole-model routines ([`analysis`](crate::analysis),
+/// [`collapse`](crate::collapse)) read — a stack in memory, a view of one,
+/// attention computed from queries and keys
+/// ([`QkAttention`](crate::attention::QkAttention)), or a file read head by
+/// head ([`io`](crate::io)), so that peak memory stays O(threads·n·m).
 ///
 /// Implemented by [`Stack`], [`StackView`] and the file readers of
 /// [`io`](crate::io). Implementations must be cheap to call from several

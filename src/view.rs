@@ -1,35 +1,5 @@
-//! Borrowed matrix input: what every routine of the crate that reads a
-//! matrix accepts.
-//!
-//! Routines take `&impl` [`AsMatrixRef<T>`], implemented for nalgebra's
-//! owned matrices (`DMatrix`, `SMatrix`), for its views (`DMatrixView`,
-//! `a.columns(…)`, `a.rows(…)`, any strided `MatrixView` or
-//! `MatrixViewMut`), for [`MatrixRef`] itself and, with the `ndarray`
-//! feature, for ndarray's 2-D arrays and views. Nothing is copied to make
-//! the call: a kernel that needs contiguous column-major data (faer's SVD
-//! and products, the fused softmax) copies the input once when it is not
-//! already laid out that way, and only then.
-//!
-//! # Layout conventions
-//!
-//! A matrix is indexed (row, column). For attention, rows are queries and
-//! columns are keys: A is n×m, entry (i, j) the weight of key j for query
-//! i, and every row sums to 1. Queries and keys are n×d and m×d (rows are
-//! tokens). This is the layout of PyTorch's `attn_weights[b, h]` and of
-//! numpy's C-order [n, m] arrays; nalgebra stores matrices column-major,
-//! ndarray and numpy row-major by default: both are read without copying.
-//!
-//! # Examples
-//!
-//! ```
-//! use attention_svd::nalgebra::{dmatrix, DMatrix};
-//! use attention_svd::svd::{singular_values, Backend};
-//!
-//! let a: DMatrix<f64> = DMatrix::from_fn(6, 4, |i, j| ((i * 4 + j) as f64).sin());
-//! // A view of the first three columns, without copying them.
-//! let s = singular_values(&a.columns(0, 3), Backend::Auto).unwrap();
-//! assert_eq!(s.len(), 3);
-//! ```
+//! Borrowed matrix input: [`AsMatrixRef`], implemented by everything the
+//! crate reads as a matrix, and [`MatrixRef`], what it turns into.
 
 use std::borrow::Cow;
 
@@ -39,7 +9,7 @@ use nalgebra::{
 };
 
 /// A read-only n×m matrix borrowed from the caller (or, rarely, a copy of
-/// it); see the [module docs](self).
+/// it); see [`AsMatrixRef`].
 ///
 /// Obtained from [`AsMatrixRef::as_matrix_ref`]; most users never name it.
 ///
@@ -311,9 +281,36 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
-/// Anything the crate reads as a matrix without copying it: nalgebra
-/// matrices and views, [`MatrixRef`], and with the `ndarray` feature
-/// ndarray's 2-D arrays. See the [module docs](self).
+/// Anything the crate reads as a matrix without copying it. Routines take
+/// `&impl` [`AsMatrixRef<T>`], implemented for nalgebra's
+/// owned matrices (`DMatrix`, `SMatrix`), for its views (`DMatrixView`,
+/// `a.columns(…)`, `a.rows(…)`, any strided `MatrixView` or
+/// `MatrixViewMut`), for [`MatrixRef`] itself and, with the `ndarray`
+/// feature, for ndarray's 2-D arrays and views. Nothing is copied to make
+/// the call: a kernel that needs contiguous column-major data (faer's SVD
+/// and products, the fused softmax) copies the input once when it is not
+/// already laid out that way, and only then.
+///
+/// # Layout conventions
+///
+/// A matrix is indexed (row, column). For attention, rows are queries and
+/// columns are keys: A is n×m, entry (i, j) the weight of key j for query
+/// i, and every row sums to 1. Queries and keys are n×d and m×d (rows are
+/// tokens). This is the layout of PyTorch's `attn_weights[b, h]` and of
+/// numpy's C-order [n, m] arrays; nalgebra stores matrices column-major,
+/// ndarray and numpy row-major by default: both are read without copying.
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::nalgebra::{dmatrix, DMatrix};
+/// use attention_svd::svd::{singular_values, Backend};
+///
+/// let a: DMatrix<f64> = DMatrix::from_fn(6, 4, |i, j| ((i * 4 + j) as f64).sin());
+/// // A view of the first three columns, without copying them.
+/// let s = singular_values(&a.columns(0, 3), Backend::Auto).unwrap();
+/// assert_eq!(s.len(), 3);
+/// ```
 ///
 /// The trait is sealed.
 pub trait AsMatrixRef<T: nalgebra::Scalar>: sealed::Sealed {

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Every result of this module has σ sorted non-increasing and ≥ 0, and
-//! every failure is an [`Error`](crate::Error), never a NaN. [`Svd`] also
+//! every failure is an [`Error`], never a NaN. [`Svd`] also
 //! holds truncated (rank-r) and randomized factorisations: U is then n×r.
 //!
 //! # Backends
@@ -194,7 +194,7 @@ impl JacobiParams {
     /// Caps the number of sweeps (each sweep visits every column pair once).
     /// The default is [`JacobiParams::default_max_sweeps`]. A cap of 0 or
     /// above [`JacobiParams::MAX_SWEEPS`] is rejected with
-    /// [`Error::InvalidParameter`](crate::Error::InvalidParameter) when the
+    /// [`Error::InvalidParameter`] when the
     /// backend runs.
     pub fn max_sweeps(mut self, sweeps: usize) -> Self {
         self.max_sweeps = Some(sweeps);
@@ -253,7 +253,7 @@ impl NalgebraParams {
     /// Caps the total number of implicit-shift QR steps. The default is
     /// [`NalgebraParams::default_max_iterations`]. A cap of 0 (which nalgebra
     /// would read as "no limit") or above 1000 steps per singular value is
-    /// rejected with [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+    /// rejected with [`Error::InvalidParameter`]
     /// when the backend runs.
     pub fn max_iterations(mut self, iterations: usize) -> Self {
         self.max_iterations = Some(iterations);
@@ -463,14 +463,14 @@ impl<T> Deref for SingularValues<T> {
 ///
 /// # Errors
 ///
-/// [`Error::Empty`](crate::Error::Empty) for an empty matrix,
-/// [`Error::NonFinite`](crate::Error::NonFinite) for NaN/±∞ entries,
-/// [`Error::NoConvergence`](crate::Error::NoConvergence) when the backend
+/// [`Error::Empty`] for an empty matrix,
+/// [`Error::NonFinite`] for NaN/±∞ entries,
+/// [`Error::NoConvergence`] when the backend
 /// hits its iteration cap (for `Auto`: when Jacobi does, after the first
-/// backend failed its checks), [`Error::Breakdown`](crate::Error::Breakdown)
+/// backend failed its checks), [`Error::Breakdown`]
 /// when an explicit backend returns non-finite output,
-/// [`Error::Overflow`](crate::Error::Overflow) when a singular value exceeds
-/// the type's range, and [`Error::InvalidParameter`](crate::Error::InvalidParameter)
+/// [`Error::Overflow`] when a singular value exceeds
+/// the type's range, and [`Error::InvalidParameter`]
 /// for an out-of-range iteration cap.
 ///
 /// # Examples
