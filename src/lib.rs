@@ -24,7 +24,7 @@
 //! | [`collapse`] | rank collapse of attention products across layers; attention rollout | [`collapse::collapse_across_layers`], [`collapse::rollout`] |
 //! | [`logits`] | SVD of QKᵀ without forming it; logit vs attention rank; temperature sweeps | [`logits::factored_svd`], [`logits::temperature_sweep`] |
 //! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`HeadSource`] |
-//! | [`io`] | reading and writing attention files (`.npy` with feature `npy`) | `io::npy::read_stack` |
+//! | [`io`] | reading and writing attention files (`.npy`, `.safetensors` and exporter sidecars; feature `io`) | `io::Tensor::open`, `io::Export::open` |
 //!
 //! Every routine is generic over `f32` and `f64` through the sealed
 //! [`Scalar`] trait, reads its matrices through [`AsMatrixRef`] (nalgebra

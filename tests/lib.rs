@@ -22,10 +22,10 @@ mod dynamics;
 mod hostile;
 mod lowrank;
 mod metrics;
-#[cfg(feature = "npy")]
+#[cfg(feature = "io")]
 mod npy;
 mod randomized;
-#[cfg(all(feature = "npy", feature = "serde"))]
+#[cfg(all(feature = "io", feature = "serde"))]
 mod real_data;
 #[cfg(feature = "serde")]
 mod report;

@@ -148,11 +148,6 @@ fn bad_files_get_clear_errors() {
             "unsupported dtype",
         ),
         (
-            "half.npy",
-            npy_bytes("<f2", false, &[2, 3], &ok_payload[..12]),
-            "unsupported",
-        ),
-        (
             "zero_dim.npy",
             npy_bytes("<f4", false, &[0, 3], &[]),
             "empty",

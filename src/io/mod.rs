@@ -1,10 +1,59 @@
-//! Reading and writing the files attention comes in.
+//! Reading the files attention comes in (feature `io`, on by default).
 //!
-//! - [`npy`] (feature `npy`): NumPy `.npy` stacks.
+//! - [`Tensor`]: one float array of a `.npy` or `.safetensors` file (f16,
+//!   bf16, f32 or f64; rank 2–4, or 5 with a leading batch), seen as a
+//!   [`HeadSource`](crate::HeadSource) that reads each head from the file
+//!   when it is asked for — a model larger than memory is analysed one head
+//!   at a time.
+//! - [`Export`]: what `scripts/export_attention.py` writes, a JSON sidecar
+//!   (model name, layers, heads and KV-head grouping, causal flag and
+//!   sliding window, per-layer logit scale, prompts with their tokens) that
+//!   names the arrays ([`Role`]: attention, queries, keys, values).
+//! - [`npy`]: whole `.npy` stacks in memory, and writing them.
 //!
-//! Every problem with a file is an [`Error::File`](crate::Error::File) that
-//! names the file and what is wrong with it.
+//! `.npz` archives and PyTorch pickles (`.pt`, `.bin`) are refused with a
+//! message saying how to save the data instead (pickles can run code when
+//! loaded).
+//!
+//! # Resource policy
+//!
+//! Time and memory stay bounded by the bytes actually given, whatever a
+//! header claims:
+//!
+//! - a file is opened once; its header is parsed by this crate with hard
+//!   caps ([`npy::MAX_HEADER`] bytes for `.npy`, 100 MB for a safetensors
+//!   header as in the reference implementation, [`MAX_SIDECAR`] for a
+//!   sidecar);
+//! - element counts are multiplied with overflow checks, and the data a
+//!   header promises is checked against the file's length *before*
+//!   anything is allocated for it;
+//! - a regular file is read one head at a time (one head's bytes and one
+//!   matrix in memory per reader); a pipe is read as its data arrives, in
+//!   chunks of at most 16 MiB, so a lying header costs nothing before the
+//!   data is there;
+//! - every value is checked as it is converted: NaN, ±∞ and values outside
+//!   the target type's range are errors naming the index;
+//! - array paths in a sidecar must stay inside its folder.
+//!
+//! Every problem with a file is an [`Error::File`](crate::Error::File)
+//! that names the file and what is wrong with it.
 
-#[cfg(feature = "npy")]
-#[cfg_attr(docsrs, doc(cfg(feature = "npy")))]
+mod dtype;
+mod export;
 pub mod npy;
+mod safetensors;
+mod tensor;
+
+pub use export::{
+    ArrayRef, Export, ExportedModel, MAX_SIDECAR, Prompt, Role, SIDECAR_VERSION, Sidecar,
+};
+pub use tensor::{Format, Tensor};
+
+use crate::Error;
+
+fn file_error(path: &str, problem: impl Into<String>) -> Error {
+    Error::File {
+        path: path.to_string(),
+        problem: problem.into(),
+    }
+}

@@ -1,17 +1,11 @@
-//! Reading and writing stacks of matrices as NumPy `.npy` files
-//! (feature `npy`, on by default).
+//! NumPy `.npy` files: the header parser behind [`Tensor`](super::Tensor),
+//! and whole-stack reading and writing.
 //!
-//! Accepted files are what `np.save` writes for float arrays: dtype `f4` or
-//! `f8` in either byte order (`<f4`, `>f8`, …), C or Fortran order, of rank
-//! 2 ([n, m]), 3 ([h, n, m]) or 4 ([l, h, n, m]) — the layout of Hugging
-//! Face's `output_attentions` stacked over layers, and of TransformerLens.
-//! Per-head queries and keys use the same layout, [l, h, n, d].
-//!
-//! Every problem is an [`Error::File`] that names the file and what is
-//! wrong: not a `.npy` file, truncated data, unsupported dtype (integers,
-//! float16, complex, structured), wrong rank, a zero-sized dimension, NaN
-//! or ±∞ (with its index), or queries and keys whose shapes disagree.
-//! Parsing is done by the maintained `npyz` crate.
+//! Accepted files are what `np.save` writes for float arrays: dtype `f2`,
+//! `f4` or `f8` in either byte order (`<f4`, `>f8`, …), C or Fortran order,
+//! format versions 1–3. A header is at most [`MAX_HEADER`] bytes and is
+//! parsed here (a Python-literal dict with `descr`, `fortran_order` and
+//! `shape`); anything else in it is an [`Error::File`](crate::Error::File) saying what.
 //!
 //! # Examples
 //!
@@ -29,242 +23,267 @@
 //! # std::fs::remove_file(&path).ok();
 //! ```
 
-use std::fs::File;
-use std::io::{BufReader, BufWriter, Read};
+use std::io::Write;
 use std::path::Path;
 
-use npyz::{Order, TypeChar, WriterBuilder};
+use super::dtype::{Dtype, Endian};
+use super::{Tensor, file_error};
+use crate::{HeadSource, Precision, Result, Scalar, Stack};
 
-use crate::Precision;
-use crate::{Error, Result, Scalar, Stack};
+/// The largest `.npy` header read, in bytes (NumPy's own limit for
+/// loading without `allow_pickle`-style opt-ins is far smaller in
+/// practice; real headers are under 200 bytes).
+pub const MAX_HEADER: usize = 1 << 16;
 
-fn file_error(path: &Path, problem: impl Into<String>) -> Error {
-    Error::File {
-        path: path.display().to_string(),
-        problem: problem.into(),
+/// What a `.npy` header says.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) fortran: bool,
+    /// Where the data starts, in bytes from the start of the file.
+    pub(crate) data_offset: usize,
+}
+
+/// Bytes of the fixed part before the header text: magic (6), version (2),
+/// length (2 for version 1, 4 after).
+pub(crate) fn preamble_len(version: u8) -> usize {
+    if version == 1 { 10 } else { 12 }
+}
+
+/// Parses the preamble `start` (at least 12 bytes, or the whole file if
+/// shorter) into (version, header length).
+pub(crate) fn preamble(path: &str, start: &[u8]) -> Result<(u8, usize)> {
+    if start.len() < 10 || &start[..6] != b"\x93NUMPY" {
+        return Err(file_error(
+            path,
+            "not a .npy file (the magic \\x93NUMPY is missing)",
+        ));
+    }
+    let version = start[6];
+    let len = match version {
+        1 => usize::from(u16::from_le_bytes([start[8], start[9]])),
+        2 | 3 if start.len() >= 12 => {
+            u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize
+        }
+        2 | 3 => return Err(file_error(path, "truncated .npy preamble")),
+        v => {
+            return Err(file_error(
+                path,
+                format!("unsupported .npy format version {v} (1, 2 and 3 are read)"),
+            ));
+        }
+    };
+    if len > MAX_HEADER {
+        return Err(file_error(
+            path,
+            format!("a .npy header of {len} bytes is larger than the {MAX_HEADER} accepted"),
+        ));
+    }
+    Ok((version, len))
+}
+
+/// Parses the header text that follows the preamble.
+pub(crate) fn parse_header(path: &str, version: u8, text: &[u8]) -> Result<Header> {
+    let data_offset = preamble_len(version) + text.len();
+    let text =
+        std::str::from_utf8(text).map_err(|_| file_error(path, "the .npy header is not text"))?;
+    let mut p = Lit {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let bad = |what: &str| file_error(path, format!("malformed .npy header ({what}): {text:?}"));
+    p.ws();
+    if !p.eat(b'{') {
+        return Err(bad("no dict"));
+    }
+    let (mut descr, mut fortran, mut shape) = (None, None, None);
+    loop {
+        p.ws();
+        if p.eat(b'}') {
+            break;
+        }
+        let key = p.string().ok_or_else(|| bad("a key is not a string"))?;
+        p.ws();
+        if !p.eat(b':') {
+            return Err(bad("no ':' after a key"));
+        }
+        p.ws();
+        match key.as_str() {
+            "descr" => {
+                if p.peek() == Some(b'[') {
+                    return Err(file_error(
+                        path,
+                        "structured dtype: expected a plain float array",
+                    ));
+                }
+                descr = Some(p.string().ok_or_else(|| bad("descr"))?);
+            }
+            "fortran_order" => fortran = Some(p.boolean().ok_or_else(|| bad("fortran_order"))?),
+            "shape" => shape = Some(p.tuple().ok_or_else(|| bad("shape"))?),
+            _ => return Err(bad("unknown key")),
+        }
+        p.ws();
+        if !p.eat(b',') {
+            p.ws();
+            if p.eat(b'}') {
+                break;
+            }
+            return Err(bad("no ',' between entries"));
+        }
+    }
+    let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
+        return Err(bad("descr, fortran_order and shape are all required"));
+    };
+    let dtype = parse_descr(path, &descr)?;
+    Ok(Header {
+        dtype,
+        shape,
+        fortran,
+        data_offset,
+    })
+}
+
+fn parse_descr(path: &str, descr: &str) -> Result<Dtype> {
+    let (order, kind) = descr.split_at(descr.len().min(1));
+    let endian = match order {
+        "<" | "=" | "|" => Endian::Little,
+        ">" => Endian::Big,
+        _ => {
+            return Err(file_error(
+                path,
+                format!("unsupported dtype {descr:?}: expected float16, float32 or float64"),
+            ));
+        }
+    };
+    let precision = match kind {
+        "f2" => Precision::F16,
+        "f4" => Precision::F32,
+        "f8" => Precision::F64,
+        _ => {
+            return Err(file_error(
+                path,
+                format!(
+                    "unsupported dtype {descr:?}: expected float16, float32 or float64 \
+                     (bfloat16 arrays go in .safetensors files)"
+                ),
+            ));
+        }
+    };
+    Ok(Dtype { precision, endian })
+}
+
+/// A cursor over a Python literal.
+struct Lit<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Lit<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_whitespace()) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn string(&mut self) -> Option<String> {
+        let q = self.peek().filter(|&c| c == b'\'' || c == b'"')?;
+        self.i += 1;
+        let start = self.i;
+        while self.peek()? != q {
+            if self.peek()? == b'\\' {
+                return None;
+            }
+            self.i += 1;
+        }
+        let out = std::str::from_utf8(&self.s[start..self.i])
+            .ok()?
+            .to_string();
+        self.i += 1;
+        Some(out)
+    }
+    fn boolean(&mut self) -> Option<bool> {
+        for (word, v) in [(&b"True"[..], true), (&b"False"[..], false)] {
+            if self.s[self.i..].starts_with(word) {
+                self.i += word.len();
+                return Some(v);
+            }
+        }
+        None
+    }
+    fn tuple(&mut self) -> Option<Vec<usize>> {
+        if !self.eat(b'(') {
+            return None;
+        }
+        let mut dims = Vec::new();
+        loop {
+            self.ws();
+            if self.eat(b')') {
+                return Some(dims);
+            }
+            let start = self.i;
+            while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                self.i += 1;
+            }
+            // At most 19 digits: every such number fits u64 and usize on
+            // 64-bit targets; larger ones are rejected, not wrapped.
+            if self.i == start || self.i - start > 19 {
+                return None;
+            }
+            let d: u64 = std::str::from_utf8(&self.s[start..self.i])
+                .ok()?
+                .parse()
+                .ok()?;
+            dims.push(usize::try_from(d).ok()?);
+            let _ = self.eat(b'L');
+            self.ws();
+            if !self.eat(b',') {
+                self.ws();
+                if self.eat(b')') {
+                    return Some(dims);
+                }
+                return None;
+            }
+            if dims.len() > 32 {
+                return None;
+            }
+        }
     }
 }
 
-/// Reads a float `.npy` file of rank 2, 3 or 4 as a [`Stack`] converted to
-/// `T` ([n, m] becomes [1, 1, n, m]; [h, n, m] becomes [1, h, n, m]).
+/// Reads a float `.npy` file of rank 2, 3 or 4 into memory as a [`Stack`]
+/// converted to `T` ([n, m] becomes [1, 1, n, m]; [h, n, m] becomes
+/// [1, h, n, m]).
 ///
-/// Converting an `f8` file to `f32` rounds to nearest.
+/// For files larger than memory, read heads as they are needed with
+/// [`Tensor::open`] instead.
 ///
 /// # Errors
 ///
-/// [`Error::File`] as listed in the [module docs](self).
+/// [`Error::File`](crate::Error::File) as listed in the [`io`](super) module docs, and for a
+/// batched (rank-5) array.
 pub fn read_stack<T: Scalar>(path: impl AsRef<Path>) -> Result<Stack<T>> {
     let path = path.as_ref();
-    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let mut reader = BufReader::new(file);
-    let prefix = precheck_header(path, &mut reader)?;
-    let npy = npyz::NpyFile::new(std::io::Cursor::new(prefix).chain(reader))
-        .map_err(|e| file_error(path, format!("not a .npy file: {e}")))?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
-    let order = npy.order();
-    let size = match npy.dtype() {
-        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float => ts.size_field(),
-        other => {
-            return Err(file_error(
-                path,
-                format!(
-                    "unsupported dtype {}: expected float32 or float64",
-                    other.descr()
-                ),
-            ));
-        }
-    };
-    if size != 4 && size != 8 {
+    let t = Tensor::<T>::open(path, None)?;
+    if let Some(b) = t.batch() {
         return Err(file_error(
-            path,
-            format!("unsupported float size of {size} bytes: expected float32 or float64"),
-        ));
-    }
-    if !(2..=4).contains(&shape.len()) {
-        return Err(file_error(
-            path,
+            &path.display().to_string(),
             format!(
-                "array of rank {} (shape {shape:?}): expected [n, m], [h, n, m] or [l, h, n, m]",
-                shape.len()
+                "a batch of {b} stacks (rank 5): read it with io::Tensor and pick one with entry(b)"
             ),
         ));
     }
-    if shape.contains(&0) {
-        return Err(file_error(path, format!("empty array of shape {shape:?}")));
-    }
-    let Some(expected) = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)) else {
-        return Err(file_error(
-            path,
-            format!("shape {shape:?} has more elements than this machine can address"),
-        ));
-    };
-    // A regular file must be large enough for the values its header
-    // promises before anything is allocated for them. (Pipes have no size:
-    // their data is read as it comes, with no allocation up front.)
-    let meta = std::fs::metadata(path).ok();
-    let regular = meta.as_ref().is_some_and(|m| m.is_file());
-    if regular {
-        let file_len = meta.map_or(0, |m| m.len());
-        let needed = (expected as u128) * u128::from(size);
-        if needed > u128::from(file_len) {
-            return Err(file_error(
-                path,
-                format!(
-                    "truncated: shape {shape:?} needs {needed} bytes of data, the file has {file_len}"
-                ),
-            ));
-        }
-    }
-    let truncated = |e: std::io::Error| {
-        file_error(
-            path,
-            format!("truncated or unreadable data ({expected} values expected): {e}"),
-        )
-    };
-    let mut data: Vec<T> = Vec::with_capacity(if regular { expected } else { 0 });
-    // The first value that is not finite in the file, or that does not fit T.
-    let mut bad: Option<(usize, f64)> = None;
-    let mut push = |x: f64, data: &mut Vec<T>| {
-        let v = T::lit(x);
-        if bad.is_none() && !v.finite() {
-            bad = Some((data.len(), x));
-        }
-        data.push(v);
-    };
-    if size == 4 {
-        let reader = npy
-            .data::<f32>()
-            .map_err(|e| file_error(path, e.to_string()))?;
-        for x in reader {
-            push(f64::from(x.map_err(truncated)?), &mut data);
-        }
-    } else {
-        let reader = npy
-            .data::<f64>()
-            .map_err(|e| file_error(path, e.to_string()))?;
-        for x in reader {
-            push(x.map_err(truncated)?, &mut data);
-        }
-    }
-    if data.len() != expected {
-        return Err(file_error(
-            path,
-            format!(
-                "truncated: {} values for shape {shape:?} ({expected} expected)",
-                data.len()
-            ),
-        ));
-    }
-    if let Some((pos, x)) = bad {
-        let index = match order {
-            Order::C => unravel_c(pos, &shape),
-            Order::Fortran => unravel_fortran(pos, &shape),
-        };
-        let problem = if x.is_finite() {
-            format!(
-                "value {x:e} at index {index:?} is out of the range of {}",
-                T::NAME
-            )
-        } else {
-            format!("non-finite value at index {index:?}")
-        };
-        return Err(file_error(path, problem));
-    }
-    let data = match order {
-        Order::C => data,
-        Order::Fortran => fortran_to_c(&data, &shape),
-    };
-    let mut full = [1usize; 4];
-    full[4 - shape.len()..].copy_from_slice(&shape);
-    Stack::new(full, data).map_err(|e| file_error(path, e.to_string()))
-}
-
-/// Reads the magic, version and header of a `.npy` file and rejects shapes
-/// whose element count overflows 64 bits before `npyz` sees them (its
-/// header parser multiplies the dimensions unchecked). Returns the bytes
-/// read, to be replayed in front of the rest of the file. Anything this
-/// quick scan does not understand is left for `npyz` to report.
-fn precheck_header(path: &Path, reader: &mut impl Read) -> Result<Vec<u8>> {
-    let mut prefix = Vec::new();
-    let mut start = [0u8; 12];
-    let got = read_up_to(path, reader, &mut start)?;
-    prefix.extend_from_slice(&start[..got]);
-    if got < 10 || &start[..6] != b"\x93NUMPY" {
-        return Ok(prefix);
-    }
-    let header_len = if start[6] == 1 {
-        (usize::from(u16::from_le_bytes([start[8], start[9]])) + 10).saturating_sub(got)
-    } else if got == 12 {
-        let len = u32::from_le_bytes([start[8], start[9], start[10], start[11]]) as usize;
-        if len > 1 << 24 {
-            return Err(file_error(
-                path,
-                format!("header of {len} bytes is too large"),
-            ));
-        }
-        len
-    } else {
-        return Ok(prefix);
-    };
-    let mut header = vec![0u8; header_len];
-    let got = read_up_to(path, reader, &mut header)?;
-    header.truncate(got);
-    let text = String::from_utf8_lossy(if start[6] == 1 {
-        // For version 1 the first two header bytes were read with `start`.
-        &prefix[10..]
-    } else {
-        &[]
-    })
-    .into_owned()
-        + &String::from_utf8_lossy(&header);
-    prefix.extend_from_slice(&header);
-    if let Some(dims) = shape_of(&text) {
-        // npyz multiplies the dimensions, and their suffixes for the strides,
-        // unchecked: bound the product of the non-zero ones, with room for
-        // the item size. (No real array comes near 2⁴⁸ elements.)
-        let nonzero = dims
-            .iter()
-            .filter(|&&d| d != 0)
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d));
-        if nonzero.is_none_or(|p| p > 1 << 48) {
-            return Err(file_error(
-                path,
-                format!("shape {dims:?} has more elements than this machine can address"),
-            ));
-        }
-    }
-    Ok(prefix)
-}
-
-/// Reads until `buf` is full or the input ends; returns the count read.
-fn read_up_to(path: &Path, reader: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(k) => filled += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(file_error(path, format!("cannot read: {e}"))),
-        }
-    }
-    Ok(filled)
-}
-
-/// The integers of the `'shape': (…)` entry of a header dict, if present
-/// and well formed.
-fn shape_of(header: &str) -> Option<Vec<u64>> {
-    let at = header
-        .find("'shape'")
-        .or_else(|| header.find("\"shape\""))?;
-    let rest = &header[at..];
-    let open = rest.find('(')?;
-    let close = rest[open..].find(')')? + open;
-    rest[open + 1..close]
-        .split(',')
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(|t| t.trim_end_matches('L').parse::<u64>().ok())
-        .collect()
+    t.to_stack()
 }
 
 /// Reads per-head queries and keys, both [l, h, n, d] (or [h, n, d],
@@ -273,7 +292,7 @@ fn shape_of(header: &str) -> Option<Vec<u64>> {
 ///
 /// # Errors
 ///
-/// The errors of [`read_stack`] for either file, and [`Error::File`]
+/// The errors of [`read_stack`] for either file, and [`Error::File`](crate::Error::File)
 /// naming both files when their shapes disagree.
 pub fn read_queries_keys<T: Scalar>(
     q_path: impl AsRef<Path>,
@@ -286,7 +305,7 @@ pub fn read_queries_keys<T: Scalar>(
     let [kl, kh, _, kd] = k.shape();
     if (ql, qh, qd) != (kl, kh, kd) {
         return Err(file_error(
-            q_path,
+            &q_path.display().to_string(),
             format!(
                 "queries of shape {:?} do not fit the keys in {} of shape {:?}: \
                  layers, heads and head dimension must agree",
@@ -299,111 +318,111 @@ pub fn read_queries_keys<T: Scalar>(
     Ok((q, k))
 }
 
+/// The header of a C-order little-endian `.npy` file (version 1) holding
+/// values of `precision` (f32 or f64) in `shape`.
+fn header_bytes(precision: Precision, shape: &[usize]) -> Vec<u8> {
+    let descr = if precision == Precision::F32 {
+        "<f4"
+    } else {
+        "<f8"
+    };
+    let dims: Vec<String> = shape.iter().map(ToString::to_string).collect();
+    let dims = if dims.len() == 1 {
+        format!("{},", dims[0])
+    } else {
+        dims.join(", ")
+    };
+    let mut text = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}");
+    // Pad with spaces so that the data starts on a multiple of 64 bytes.
+    let total = 10 + text.len() + 1;
+    text.push_str(&" ".repeat((64 - total % 64) % 64));
+    text.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    out.extend_from_slice(text.as_bytes());
+    out
+}
+
 /// Writes a stack as a C-order little-endian `.npy` file of shape
 /// [l, h, n, m], in the stack's own precision (`<f4` or `<f8`).
 ///
 /// # Errors
 ///
-/// [`Error::File`] if the file cannot be written.
+/// [`Error::File`](crate::Error::File) if the file cannot be written.
 pub fn write_stack<T: Scalar>(path: impl AsRef<Path>, stack: &Stack<T>) -> Result<()> {
     let path = path.as_ref();
-    let io = |e: std::io::Error| file_error(path, format!("cannot write: {e}"));
-    let file = File::create(path).map_err(io)?;
-    let shape: Vec<u64> = stack.shape().iter().map(|&d| d as u64).collect();
-    let out = BufWriter::new(file);
-    if T::MANTISSA_DIGITS == f32::MANTISSA_DIGITS {
-        let mut w = npyz::WriteOptions::<f32>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(out)
-            .begin_nd()
-            .map_err(io)?;
-        w.extend(stack.as_slice().iter().map(|x| x.to_f64() as f32))
-            .map_err(io)?;
-        w.finish().map_err(io)
-    } else {
-        let mut w = npyz::WriteOptions::<f64>::new()
-            .default_dtype()
-            .shape(&shape)
-            .writer(out)
-            .begin_nd()
-            .map_err(io)?;
-        w.extend(stack.as_slice().iter().map(|x| x.to_f64()))
-            .map_err(io)?;
-        w.finish().map_err(io)
-    }
-}
-
-/// Reorders Fortran-order data (first index fastest) to C order.
-fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
-    let rank = shape.len();
-    // Fortran strides: 1, d0, d0·d1, …
-    let mut strides = vec![1usize; rank];
-    for k in 1..rank {
-        strides[k] = strides[k - 1] * shape[k - 1];
-    }
-    let mut out = Vec::with_capacity(data.len());
-    let mut idx = vec![0usize; rank];
-    for _ in 0..data.len() {
-        let offset: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
-        out.push(data[offset]);
-        // Advance the C-order odometer (last index fastest).
-        for k in (0..rank).rev() {
-            idx[k] += 1;
-            if idx[k] < shape[k] {
-                break;
-            }
-            idx[k] = 0;
+    let io =
+        |e: std::io::Error| file_error(&path.display().to_string(), format!("cannot write: {e}"));
+    let file = std::fs::File::create(path).map_err(io)?;
+    let mut out = std::io::BufWriter::new(file);
+    let precision = Precision::of::<T>();
+    out.write_all(&header_bytes(precision, &stack.shape()))
+        .map_err(io)?;
+    for &x in stack.as_slice() {
+        if precision == Precision::F32 {
+            out.write_all(&(x.to_f64() as f32).to_le_bytes())
+        } else {
+            out.write_all(&x.to_f64().to_le_bytes())
         }
+        .map_err(io)?;
     }
-    out
+    out.flush().map_err(io)
 }
 
-/// The multi-index of a C-order flat position.
-fn unravel_c(mut pos: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for k in (0..shape.len()).rev() {
-        idx[k] = pos % shape[k];
-        pos /= shape[k];
-    }
-    idx
-}
-
-/// The multi-index of a Fortran-order flat position.
-fn unravel_fortran(mut pos: usize, shape: &[usize]) -> Vec<usize> {
-    let mut idx = vec![0; shape.len()];
-    for k in 0..shape.len() {
-        idx[k] = pos % shape[k];
-        pos /= shape[k];
-    }
-    idx
-}
-
-/// The precision of a float `.npy` file (from its header only): the
-/// precision its values were stored in.
+/// The precision of a float `.npy` or `.safetensors` file (from its header
+/// only): the precision its values were stored in.
 ///
 /// # Errors
 ///
-/// [`Error::File`] if the file cannot be read, is not `.npy`, or is not
-/// float32/float64.
+/// [`Error::File`](crate::Error::File) if the file cannot be read or holds no float array.
 pub fn file_precision(path: impl AsRef<Path>) -> Result<Precision> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(|e| file_error(path, format!("cannot open: {e}")))?;
-    let npy = npyz::NpyFile::new(BufReader::new(file))
-        .map_err(|e| file_error(path, format!("not a .npy file: {e}")))?;
-    match npy.dtype() {
-        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float && ts.size_field() == 4 => {
-            Ok(Precision::F32)
+    Ok(Tensor::<f64>::open(path.as_ref(), None)?.precision())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(text: &str) -> Result<Header> {
+        parse_header("x.npy", 1, text.as_bytes())
+    }
+
+    #[test]
+    fn parses_what_numpy_writes() {
+        let h = header("{'descr': '<f4', 'fortran_order': False, 'shape': (6, 12, 64, 64), }   \n")
+            .unwrap();
+        assert_eq!(h.shape, vec![6, 12, 64, 64]);
+        assert!(!h.fortran);
+        assert_eq!(h.dtype.precision, Precision::F32);
+        let h = header("{\"descr\": \">f2\", \"shape\": (3,), \"fortran_order\": True}").unwrap();
+        assert_eq!((h.shape, h.fortran), (vec![3], true));
+        assert_eq!(h.dtype.endian, Endian::Big);
+    }
+
+    #[test]
+    fn rejects_what_it_does_not_understand() {
+        for bad in [
+            "",
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+            "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }",
+            "{'descr': '<f4', 'fortran_order': False}",
+            "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
+        ] {
+            assert!(header(bad).is_err(), "{bad}");
         }
-        npyz::DType::Plain(ts) if ts.type_char() == TypeChar::Float && ts.size_field() == 8 => {
-            Ok(Precision::F64)
+    }
+
+    #[test]
+    fn written_headers_align_the_data() {
+        for shape in [&[2usize][..], &[1, 2, 3, 4], &[100_000, 7]] {
+            let h = header_bytes(Precision::F64, shape);
+            assert_eq!(h.len() % 64, 0);
+            let (v, len) = preamble("x", &h).unwrap();
+            let parsed = parse_header("x", v, &h[10..10 + len]).unwrap();
+            assert_eq!(parsed.shape, shape);
+            assert_eq!(parsed.data_offset, h.len());
         }
-        other => Err(file_error(
-            path,
-            format!(
-                "unsupported dtype {}: expected float32 or float64",
-                other.descr()
-            ),
-        )),
     }
 }

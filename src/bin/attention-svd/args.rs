@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// can be cut.
 ///
 /// Inputs are exports of `scripts/export_attention.py` (a JSON sidecar
-/// naming .npy/.npz/.safetensors arrays), directories of them (one
+/// naming .npy/.safetensors arrays), directories of them (one
 /// population report over all their prompts), or raw attention arrays
-/// [n, m], [h, n, m], [l, h, n, m] or [batch, l, h, n, m] in .npy, .npz or
+/// [n, m], [h, n, m], [l, h, n, m] or [batch, l, h, n, m] in .npy or
 /// .safetensors (f16, bf16, f32, f64). Without an input, the MiniLM data
 /// shipped in the repository's `data/minilm` is analysed.
 #[derive(Debug, Parser)]
@@ -36,7 +36,7 @@ pub enum Command {
 #[derive(Clone, Debug, Args)]
 pub struct InputArgs {
     /// Exports (.json sidecars), directories of exports, or raw attention
-    /// arrays (.npy, .npz, .safetensors). Default: the shipped MiniLM input
+    /// arrays (.npy, .safetensors). Default: the shipped MiniLM input
     /// `bread_n64`.
     pub inputs: Vec<PathBuf>,
 
@@ -59,7 +59,7 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE", requires = "q")]
     pub k: Option<PathBuf>,
 
-    /// The tensor to read from a .npz or .safetensors file with several.
+    /// The tensor to read from a .safetensors file with several.
     #[arg(long, value_name = "NAME")]
     pub tensor: Option<String>,
 

@@ -5,6 +5,7 @@ use attention_svd::analysis::{HeadSummary, Stats};
 use attention_svd::report::{PromptReport, Report};
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::Failure;
 
@@ -271,17 +272,26 @@ fn heat_panel(
         .margin(10)
         .x_label_area_size(32)
         .y_label_area_size(44)
-        .build_cartesian_2d(0..heads.len(), 0..layers.len())
+        .build_cartesian_2d(
+            (0..heads.len().saturating_sub(1)).into_segmented(),
+            (0..layers.len().saturating_sub(1)).into_segmented(),
+        )
         .map_err(plot_error)?;
+    // Segmented axes put each label at the centre of its cell.
+    let label = |v: &SegmentValue<usize>, names: &[usize]| match v {
+        SegmentValue::CenterOf(i) => names.get(*i).map_or(String::new(), |n| n.to_string()),
+        _ => String::new(),
+    };
     chart
         .configure_mesh()
         .disable_mesh()
         .x_desc("head")
         .y_desc("layer")
+        .label_style(("sans-serif", 13))
         .x_labels(heads.len().min(32))
-        .y_labels(layers.len().min(32))
-        .x_label_formatter(&|x| heads.get(*x).map_or(String::new(), |h| h.to_string()))
-        .y_label_formatter(&|y| layers.get(*y).map_or(String::new(), |l| l.to_string()))
+        .y_labels(layers.len().min(48))
+        .x_label_formatter(&|x| label(x, heads))
+        .y_label_formatter(&|y| label(y, layers))
         .draw()
         .map_err(plot_error)?;
     for (li, row) in values.iter().enumerate() {
@@ -289,7 +299,10 @@ fn heat_panel(
             let t = (v - lo) / span;
             chart
                 .draw_series(std::iter::once(Rectangle::new(
-                    [(hi_, li), (hi_ + 1, li + 1)],
+                    [
+                        (SegmentValue::Exact(hi_), SegmentValue::Exact(li)),
+                        (SegmentValue::Exact(hi_ + 1), SegmentValue::Exact(li + 1)),
+                    ],
                     viridis(t).filled(),
                 )))
                 .map_err(plot_error)?;
@@ -298,8 +311,11 @@ fn heat_panel(
                 chart
                     .draw_series(std::iter::once(Text::new(
                         format!("{v:.d$}", d = digits),
-                        (hi_, li + 1),
-                        ("sans-serif", 10).into_font().color(&ink),
+                        (SegmentValue::CenterOf(hi_), SegmentValue::CenterOf(li)),
+                        ("sans-serif", 11)
+                            .into_font()
+                            .color(&ink)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
                     )))
                     .map_err(plot_error)?;
             }
@@ -310,12 +326,14 @@ fn heat_panel(
         .margin_top(40)
         .margin_bottom(42)
         .margin_right(10)
-        .y_label_area_size(45)
+        .y_label_area_size(62)
         .build_cartesian_2d(0..1, lo..lo + span)
         .map_err(plot_error)?;
     cb.configure_mesh()
         .disable_mesh()
         .disable_x_axis()
+        .y_labels(6)
+        .label_style(("sans-serif", 12))
         .y_label_formatter(&|y| format!("{y:.d$}", d = digits))
         .draw()
         .map_err(plot_error)?;

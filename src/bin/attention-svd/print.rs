@@ -67,8 +67,8 @@ pub fn report(out: &mut impl Write, r: &Report, layers_only: bool) -> Result<()>
     )?;
     writeln!(
         out,
-        "\nper prompt (median over its heads):\n{:<24} {:>5}  {:>7}  {:>7}  {:>7}  {}",
-        "prompt", "n", "σ₁", "erank", "r99/k", "attention, mask"
+        "\nper prompt (median over its heads):\n{:<24} {:>5}  {:>7}  {:>7}  {:>7}  attention, mask",
+        "prompt", "n", "σ₁", "erank", "r99/k"
     )?;
     for p in &r.prompts {
         let k = p.spectra.shape[2].min(p.spectra.shape[3]) as f64;
