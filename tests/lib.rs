@@ -7,7 +7,7 @@
 //!   caps on counts, sizes and narrowing (issue: hostile input); `hostile`:
 //!   NaN/∞/subnormal/huge input to every public call;
 //! - `svd`, `attention`, `stochastic`, `lowrank`, `metrics`, `randomized`,
-//!   `npy`: module behaviour, special matrices and every error path;
+//!   `npy`, `io`: module behaviour, special matrices and every error path;
 //! - `real_data`: the shipped all-MiniLM-L6-v2 attention against its
 //!   reference values; `regressions`: bugs found in review; `views`: every
 //!   input layout (nalgebra views, row-major slices, stack heads, ndarray);
@@ -22,6 +22,8 @@ mod dynamics;
 mod hostile;
 mod lowrank;
 mod metrics;
+#[cfg(feature = "io")]
+mod io;
 #[cfg(feature = "io")]
 mod npy;
 mod randomized;
