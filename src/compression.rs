@@ -832,6 +832,42 @@ fn value_sweep<T: Scalar>(set: &EvalSet<T>, w: &DMatrix<T>) -> Vec<Sums> {
         .collect()
 }
 
+/// The rows of a rank-r approximation `ar` of A mapped back to
+/// distributions (module docs): entries off 𝓜 and negative entries set to
+/// 0, each row divided by its sum, a row of sum 0 uniform over its allowed
+/// keys.
+fn project_rows<T: Scalar>(set: &EvalSet<T>, ar: &[T]) -> Vec<T> {
+    let n = set.n;
+    let mut sum = vec![T::zero(); n];
+    let mut count = vec![0usize; n];
+    let mut x: Vec<T> = ar
+        .iter()
+        .zip(&set.allowed)
+        .enumerate()
+        .map(|(idx, (&v, &ok))| {
+            if ok {
+                let c = v.max(T::zero());
+                sum[idx % n] += c;
+                count[idx % n] += 1;
+                c
+            } else {
+                T::zero()
+            }
+        })
+        .collect();
+    for (idx, xi) in x.iter_mut().enumerate() {
+        let i = idx % n;
+        if set.allowed[idx] {
+            *xi = if sum[i] > T::zero() {
+                *xi / sum[i]
+            } else {
+                T::one() / T::from_count(count[i])
+            };
+        }
+    }
+    x
+}
+
 /// Attention truncation at every r = 1..=min(d, n, m) on one set.
 fn truncation_sweep<T: Scalar>(set: &EvalSet<T>, d: usize, backend: Backend) -> Result<Vec<Sums>> {
     let (n, m) = (set.n, set.m);
@@ -850,7 +886,6 @@ fn truncation_sweep<T: Scalar>(set: &EvalSet<T>, d: usize, backend: Backend) -> 
     let ranks = d.min(k);
     let mut ar = vec![T::zero(); n * m];
     let mut out = Vec::with_capacity(ranks);
-    let mut p = vec![T::zero(); n];
     for r in 1..=ranks {
         let j = r - 1;
         for c in 0..m {
@@ -859,52 +894,25 @@ fn truncation_sweep<T: Scalar>(set: &EvalSet<T>, d: usize, backend: Backend) -> 
                 *x += f * y;
             }
         }
-        // Row sums of the clipped, masked rows; allowed counts.
-        p.fill(T::zero());
-        let mut count = vec![0usize; n];
-        for c in 0..m {
-            for i in 0..n {
-                let idx = c * n + i;
-                if set.allowed[idx] {
-                    count[i] += 1;
-                    p[i] += ar[idx].max(T::zero());
-                }
-            }
-        }
+        let x = project_rows(set, &ar);
         let mut tv = vec![T::zero(); n];
         let mut infinite = vec![false; n];
-        for c in 0..m {
-            for i in 0..n {
-                let idx = c * n + i;
-                if set.allowed[idx] {
-                    let x = if p[i] > T::zero() {
-                        ar[idx].max(T::zero()) / p[i]
-                    } else {
-                        T::one() / T::from_count(count[i])
-                    };
-                    tv[i] += (set.a[idx] - x).abs();
-                    if x == T::zero() && set.a[idx] > T::zero() {
-                        infinite[i] = true;
-                    }
-                }
+        for (idx, (&xi, &ai)) in x.iter().zip(&set.a).enumerate() {
+            let i = idx % n;
+            tv[i] += (ai - xi).abs();
+            if xi == T::zero() && ai > T::zero() {
+                infinite[i] = true;
             }
         }
         let inf_rows = infinite.iter().filter(|&&x| x).count();
         let mut kl_sum = 0.0;
+        // One row at +∞ makes the mean +∞: the logarithms are needed only
+        // when every row is finite.
         if inf_rows == 0 {
             let mut kl = vec![T::zero(); n];
-            for c in 0..m {
-                for i in 0..n {
-                    let idx = c * n + i;
-                    let ai = set.a[idx];
-                    if set.allowed[idx] && ai > T::zero() {
-                        let x = if p[i] > T::zero() {
-                            ar[idx] / p[i]
-                        } else {
-                            T::one() / T::from_count(count[i])
-                        };
-                        kl[i] += ai * (ai / x).ln();
-                    }
+            for (idx, (&xi, &ai)) in x.iter().zip(&set.a).enumerate() {
+                if ai > T::zero() {
+                    kl[idx % n] += ai * (ai / xi).ln();
                 }
             }
             kl_sum = kl.iter().map(|x| x.max(T::zero()).to_f64()).sum();
@@ -1130,6 +1138,101 @@ pub fn head_fidelity<T: Scalar>(
             held_out,
         })
         .collect())
+}
+
+/// The approximate attention Ã (n×m) that `method` at rank `rank`,
+/// fitted on `calibration`, gives for the head `evaluation`: the matrix
+/// whose TV, KL and attention error [`head_fidelity`] reports (for
+/// attention truncation the rows mapped back to distributions, as in the
+/// module docs; for Values the exact A, which that method leaves
+/// unchanged). Entries off the mask's allowed set are exactly 0 (T23).
+///
+/// # Errors
+///
+/// [`Error::InvalidRank`] unless 1 ≤ rank ≤ d (key methods), d_v
+/// (Values) or min(d, n, m) (truncation); otherwise those of
+/// [`head_fidelity`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::attention::{Mask, Scale};
+/// use attention_svd::compression::{approximate_attention, Method, Qkv};
+/// use attention_svd::nalgebra::DMatrix;
+/// use attention_svd::svd::Backend;
+///
+/// let m = |r: usize, f: f64| DMatrix::from_fn(r, 3, |i, j| ((i * 3 + j) as f64 * f).sin());
+/// let (q, k, v) = (m(6, 0.3), m(6, 0.7), m(6, 0.2));
+/// let x = Qkv::new(&q, &k, &v);
+/// let a1 = approximate_attention(&[x.clone()], &x, &Mask::causal(), Scale::default(),
+///                                Method::KqSvd, 1, Backend::Auto).unwrap();
+/// assert_eq!(a1[(0, 1)], 0.0); // masked entries stay exactly 0
+/// assert!((a1.row(3).sum() - 1.0).abs() < 1e-14);
+/// ```
+pub fn approximate_attention<T: Scalar>(
+    calibration: &[Qkv<'_, T>],
+    evaluation: &Qkv<'_, T>,
+    mask: &Mask<T>,
+    scale: Scale<T>,
+    method: Method,
+    rank: usize,
+    backend: Backend,
+) -> Result<DMatrix<T>> {
+    nonempty(calibration, "calibration set")?;
+    for x in calibration {
+        eval_set(x, mask, scale)?;
+    }
+    let (d, dv) = (calibration[0].q.ncols(), calibration[0].v.ncols());
+    check_widths(calibration, d, dv)?;
+    check_widths(std::slice::from_ref(evaluation), d, dv)?;
+    let set = eval_set(evaluation, mask, scale)?;
+    let (n, m) = (set.n, set.m);
+    let max = match method {
+        Method::Values => dv,
+        Method::AttentionTruncation => d.min(n).min(m),
+        _ => d,
+    };
+    check::rank(rank, 1, max)?;
+    let qs: Vec<&MatrixRef<'_, T>> = calibration.iter().map(|x| &x.q).collect();
+    let ks: Vec<&MatrixRef<'_, T>> = calibration.iter().map(|x| &x.k).collect();
+    let vs: Vec<&MatrixRef<'_, T>> = calibration.iter().map(|x| &x.v).collect();
+    let fitted = fit(&qs, &ks, &vs, &[method], backend)?;
+    let data = match method {
+        Method::Values => set.a.clone(),
+        Method::AttentionTruncation => {
+            let a = MatrixRef::from_column_major_slice(&set.a, n, m).expect("n×m buffer");
+            let ar = svd(&a, backend)?.truncate(rank)?.reconstruct();
+            project_rows(&set, ar.as_slice())
+        }
+        Method::KeyOnly | Method::KqSvd | Method::KeysAndValues => {
+            let (a, b) = match (&fitted.keys, &fitted.kq) {
+                (Some(w), _) => (w, w),
+                (None, Some((a, b))) => (a, b),
+                (None, None) => unreachable!("a key method was fitted"),
+            };
+            let r = rank.min(a.ncols());
+            let qa = &set.q * a.columns(0, r);
+            let kb = (&set.k * b.columns(0, r)).transpose();
+            let mut zt = vec![T::zero(); n * m];
+            product_into(
+                &mut zt,
+                (n, m),
+                set.scale,
+                &qa.as_matrix_ref(),
+                false,
+                &kb.as_matrix_ref(),
+            );
+            if !T::all_finite(&zt) {
+                return Err(Error::Overflow {
+                    what: "compressed logits",
+                });
+            }
+            let mut at = vec![T::zero(); n * m];
+            softmax_into(&set, &zt, &mut at)?;
+            at
+        }
+    };
+    Ok(DMatrix::from_vec(n, m, data))
 }
 
 // ---------------------------------------------------------------------------
