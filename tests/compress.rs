@@ -325,7 +325,11 @@ for_types!(masked_entries_stay_zero, masked_zeros);
 fn gqa_one_projection_per_kv_head() {
     let s = |shape: [usize; 4], f: f64| {
         let len = shape.iter().product();
-        Stack::new(shape, (0..len).map(|x| ((x * x) as f64 * f).sin()).collect()).unwrap()
+        Stack::new(
+            shape,
+            (0..len).map(|x| ((x * x) as f64 * f).sin()).collect(),
+        )
+        .unwrap()
     };
     let d = 4;
     let (qc, kc, vc) = (
