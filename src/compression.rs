@@ -433,9 +433,9 @@ fn fit<T: Scalar>(
         let vqp = vq.columns(0, p).into_owned();
         let mut vs = vqp.clone();
         let mut vsi = vqp;
-        for j in 0..p {
-            vs.column_mut(j).scale_mut(sq[j]);
-            vsi.column_mut(j).scale_mut(T::one() / sq[j]);
+        for (j, &sj) in sq.iter().take(p).enumerate() {
+            vs.column_mut(j).scale_mut(sj);
+            vsi.column_mut(j).scale_mut(T::one() / sj);
         }
         if p == 0 {
             Some((DMatrix::zeros(d, 0), DMatrix::zeros(d, 0)))
@@ -1453,6 +1453,9 @@ pub struct ModelCompression {
     pub layers: Vec<LayerCompression>,
 }
 
+/// One prompt's query heads of a group, its keys and its values.
+type Loaded<T> = (Vec<DMatrix<T>>, DMatrix<T>, DMatrix<T>);
+
 /// A head of a source as a matrix.
 fn read<S: HeadSource>(s: &S, layer: usize, head: usize) -> Result<DMatrix<S::Elem>> {
     s.head(layer, head)
@@ -1569,18 +1572,13 @@ pub fn model_fidelity<S: HeadSource>(
             .enumerate()
             .map(|(t, &head)| {
                 let one = || {
-                    let sets =
-                        |data: &[(Vec<DMatrix<S::Elem>>, DMatrix<S::Elem>, DMatrix<S::Elem>)]| {
-                            data.iter()
-                                .map(|(qs, k, v)| {
-                                    eval_set(
-                                        &Qkv::new(&qs[t], k, v),
-                                        &model.mask,
-                                        model.scales[layer],
-                                    )
-                                })
-                                .collect::<Result<Vec<_>>>()
-                        };
+                    let sets = |data: &[Loaded<S::Elem>]| {
+                        data.iter()
+                            .map(|(qs, k, v)| {
+                                eval_set(&Qkv::new(&qs[t], k, v), &model.mask, model.scales[layer])
+                            })
+                            .collect::<Result<Vec<_>>>()
+                    };
                     let inside = evaluate(&fitted, &sets(&cal)?, methods, backend)?;
                     let outside = evaluate(&fitted, &sets(&eval)?, methods, backend)?;
                     let curves: Vec<Fidelity> = methods

@@ -435,14 +435,24 @@ fn errors_are_typed() {
     let ok = Qkv::new(&q, &k, &v);
     // Mismatched Q/K widths.
     let k4 = m(6, 4);
-    let e = run(&[Qkv::new(&q, &k4, &v)], &[ok.clone()], &Mask::none()).unwrap_err();
+    let e = run(
+        &[Qkv::new(&q, &k4, &v)],
+        std::slice::from_ref(&ok),
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, Error::ShapeMismatch { what: "keys", .. }),
         "{e}"
     );
     // Evaluation width differs from calibration.
     let (q4, v4) = (m(6, 4), m(6, 2));
-    let e = run(&[ok.clone()], &[Qkv::new(&q4, &k4, &v4)], &Mask::none()).unwrap_err();
+    let e = run(
+        std::slice::from_ref(&ok),
+        &[Qkv::new(&q4, &k4, &v4)],
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -455,20 +465,30 @@ fn errors_are_typed() {
     );
     // V rows ≠ K rows.
     let v5 = m(5, 2);
-    let e = run(&[Qkv::new(&q, &k, &v5)], &[ok.clone()], &Mask::none()).unwrap_err();
+    let e = run(
+        &[Qkv::new(&q, &k, &v5)],
+        std::slice::from_ref(&ok),
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, Error::ShapeMismatch { what: "values", .. }),
         "{e}"
     );
     // Value widths differ between calibration and evaluation.
     let v3 = m(6, 3);
-    let e = run(&[ok.clone()], &[Qkv::new(&q, &k, &v3)], &Mask::none()).unwrap_err();
+    let e = run(
+        std::slice::from_ref(&ok),
+        &[Qkv::new(&q, &k, &v3)],
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, Error::ShapeMismatch { what: "values", .. }),
         "{e}"
     );
     // Empty calibration and evaluation sets.
-    let e = run(&[], &[ok.clone()], &Mask::none()).unwrap_err();
+    let e = run(&[], std::slice::from_ref(&ok), &Mask::none()).unwrap_err();
     assert!(
         matches!(
             e,
@@ -479,7 +499,7 @@ fn errors_are_typed() {
         ),
         "{e}"
     );
-    let e = run(&[ok.clone()], &[], &Mask::none()).unwrap_err();
+    let e = run(std::slice::from_ref(&ok), &[], &Mask::none()).unwrap_err();
     assert!(
         matches!(
             e,
@@ -492,12 +512,22 @@ fn errors_are_typed() {
     );
     // An empty matrix.
     let q0 = DMatrix::<f64>::zeros(0, 3);
-    let e = run(&[Qkv::new(&q0, &k, &v)], &[ok.clone()], &Mask::none()).unwrap_err();
+    let e = run(
+        &[Qkv::new(&q0, &k, &v)],
+        std::slice::from_ref(&ok),
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::Empty { .. }), "{e}");
     // Non-finite input, in calibration and evaluation.
     let mut qn = q.clone();
     qn[(2, 1)] = f64::NAN;
-    let e = run(&[Qkv::new(&qn, &k, &v)], &[ok.clone()], &Mask::none()).unwrap_err();
+    let e = run(
+        &[Qkv::new(&qn, &k, &v)],
+        std::slice::from_ref(&ok),
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(
         matches!(
             e,
@@ -511,11 +541,16 @@ fn errors_are_typed() {
     );
     let mut vn = v.clone();
     vn[(0, 0)] = f64::INFINITY;
-    let e = run(&[ok.clone()], &[Qkv::new(&q, &k, &vn)], &Mask::none()).unwrap_err();
+    let e = run(
+        std::slice::from_ref(&ok),
+        &[Qkv::new(&q, &k, &vn)],
+        &Mask::none(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::NonFinite { what: "values", .. }), "{e}");
     // A fully masked row.
     let pad = Mask::key_padding(vec![false; 6]);
-    let e = run(&[ok.clone()], &[ok.clone()], &pad).unwrap_err();
+    let e = run(std::slice::from_ref(&ok), std::slice::from_ref(&ok), &pad).unwrap_err();
     assert!(matches!(e, Error::FullyMaskedRow { row: 0 }), "{e}");
     // Targets outside (0, 1).
     for t in [0.0, 1.0, -0.5, 2.0, f64::NAN, f64::INFINITY] {
@@ -530,7 +565,12 @@ fn errors_are_typed() {
         assert!(Target::both(0.5, t).is_err() && Target::both(t, 0.5).is_err());
     }
     // Ranks out of range.
-    let c = run(&[ok.clone()], &[ok.clone()], &Mask::none()).unwrap();
+    let c = run(
+        std::slice::from_ref(&ok),
+        std::slice::from_ref(&ok),
+        &Mask::none(),
+    )
+    .unwrap();
     let key = &c[0].held_out;
     assert!(key.at(1).is_ok() && key.at(3).is_ok());
     for r in [0, 4] {
@@ -550,7 +590,7 @@ fn errors_are_typed() {
     ] {
         for r in [0, max + 1] {
             let e = approximate_attention(
-                &[ok.clone()],
+                std::slice::from_ref(&ok),
                 &ok,
                 &Mask::none(),
                 Scale::default(),
