@@ -23,6 +23,7 @@
 //! | [`metrics`] | effective, stable and numerical rank, norms, condition number | [`metrics::summarize`], [`metrics::Summary`] |
 //! | [`collapse`] | rank collapse of attention products across layers; attention rollout | [`collapse::collapse_across_layers`], [`collapse::rollout`] |
 //! | [`logits`] | SVD of QKᵀ without forming it; logit vs attention rank; temperature sweeps | [`logits::factored_svd`], [`logits::temperature_sweep`] |
+//! | [`compression`] | KV-cache compression fidelity for every rank r: key-only SVD, KQ-SVD, value projection, attention truncation; in-sample and held-out | [`compression::head_fidelity`], [`compression::model_fidelity`] |
 //! | [`analysis`] | per-head summaries and per-layer aggregates of a whole model's [l, h, n, m] attention | [`analysis::analyze`], [`HeadSource`] |
 //! | [`io`] | reading and writing attention files (`.npy`, `.safetensors` and exporter sidecars; feature `io`) | `io::Tensor::open`, `io::Export::open` |
 //!
@@ -123,6 +124,7 @@ pub mod randomized; // 5
 pub mod metrics; // 6
 pub mod analysis; // 7
 pub mod collapse; // 7
+pub mod compression; // 7
 pub mod logits; // 7
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]

@@ -3,6 +3,7 @@
 //! - `theory`: the theorems of `docs/THEORY.md` (T1–T14), each on generated
 //!   row-stochastic families, for f32 and f64;
 //! - `dynamics`: rank collapse, rollout, logit rank, factored SVD (T15–T18);
+//! - `compress`: KV-cache compression fidelity (T19–T21, T23) and typed errors;
 //! - `accuracy`: LAPACK-style test ratios (`docs/ACCURACY.md`); `bounds`:
 //!   caps on counts, sizes and narrowing (issue: hostile input); `hostile`:
 //!   NaN/∞/subnormal/huge input to every public call;
@@ -18,6 +19,7 @@ mod common;
 mod accuracy;
 mod attention;
 mod bounds;
+mod compress;
 mod dynamics;
 mod hostile;
 mod lowrank;
