@@ -87,8 +87,10 @@
 //! - `faer`: the faer SVD backend ([`svd::Backend::Faer`]), which `Auto`
 //!   runs first on all but small matrices: LAPACK-speed SVD in pure Rust
 //!   (`docs/PERFORMANCE.md`). Without it `Auto` runs nalgebra first.
-//! - `npy`: the `io::npy` module (reading and writing NumPy `.npy` files),
-//!   through the `npyz` crate.
+//! - `io`: the `io` module: `.npy` and `.safetensors` files (f16, bf16, f32,
+//!   f64) read one head at a time, exporter sidecars (through `serde_json`).
+//! - `cli`: the command-line tool `attention-svd` (clap, indicatif,
+//!   plotters); off by default.
 //! - `parallel`: [`analysis`] and the stack routines run heads in parallel,
 //!   through `rayon`.
 //! - `ndarray` (off by default): ndarray's 2-D arrays as matrix inputs and

@@ -1,0 +1,188 @@
+//! The `attention-svd` binary as a user runs it: help, exit codes, one-line
+//! errors, a closed pipe, the sidecar's mask, and the files it writes.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_attention-svd");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(ROOT)
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+mod usage {
+    use super::*;
+
+    #[test]
+    fn help_lists_every_subcommand_and_exits_zero() {
+        let (code, out, _) = run(&["--help"]);
+        assert_eq!(code, 0);
+        for word in ["analyze", "sweep", "merge"] {
+            assert!(out.contains(word), "{out}");
+        }
+        let (code, out, _) = run(&["analyze", "--help"]);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("--mask") && out.contains("[default: auto]"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn wrong_flags_and_values_are_usage_errors() {
+        let (code, _, err) = run(&["analyze", "--bogus"]);
+        assert_eq!(code, 2, "{err}");
+        let (code, _, err) = run(&["analyze", "--mask", "diagonal"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("--mask must be"), "{err}");
+        let (code, _, err) = run(&["analyze", "--input", "nope"]);
+        assert_eq!(code, 2, "{err}");
+    }
+}
+
+mod inputs {
+    use super::*;
+
+    #[test]
+    fn the_default_run_analyses_the_shipped_data_with_its_names() {
+        let (code, out, err) = run(&["analyze", "--layers-only"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("sentence-transformers/all-MiniLM-L6-v2"),
+            "{out}"
+        );
+        assert!(out.contains("bread_n64") && out.contains("mask none (from the sidecar)"));
+    }
+
+    #[test]
+    fn bad_files_get_one_line_and_exit_three() {
+        let dir = std::env::temp_dir().join(format!("attention_svd_cli_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bytes = std::fs::read(format!("{ROOT}/data/minilm/bread_n64_attn.npy")).unwrap();
+        let cut = dir.join("cut.npy");
+        std::fs::write(&cut, &bytes[..5000]).unwrap();
+        let (code, out, err) = run(&["analyze", cut.to_str().unwrap()]);
+        assert_eq!(code, 3, "{err}");
+        assert!(out.is_empty());
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("truncated"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn a_decoders_queries_get_the_causal_mask_its_sidecar_records() {
+        let d = "tests/data/tiny_mistral_window";
+        let (code, out, err) = run(&[
+            "analyze",
+            "--q",
+            &format!("{d}/tiny_mistral_window_q.npy"),
+            "--k",
+            &format!("{d}/tiny_mistral_window_k.npy"),
+            "--layers-only",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("mask window:6 (from the sidecar)"), "{out}");
+        // Contradicting it is allowed, with a warning.
+        let (code, _, err) = run(&[
+            "analyze",
+            &format!("{d}/tiny_mistral_window.json"),
+            "--mask",
+            "none",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("differs from what the model used"), "{err}");
+    }
+
+    #[test]
+    fn f16_safetensors_exports_and_batches_run() {
+        let (code, out, err) = run(&["analyze", "tests/data/tiny_llama_gqa/tiny_llama_gqa.json"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("f16 data") && out.contains("causal (from the sidecar)"),
+            "{out}"
+        );
+        let (code, out, err) = run(&["analyze", "tests/data/tiny_llama_batch"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("2 prompts (n = 21, 7)"), "{out}");
+    }
+}
+
+mod outputs {
+    use super::*;
+
+    #[test]
+    fn a_closed_pipe_ends_quietly() {
+        let mut child = Command::new(BIN)
+            .args(["analyze", "--input", "all"])
+            .current_dir(ROOT)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 64];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        drop(child.stdout.take());
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{err}");
+        assert!(err.is_empty(), "{err}");
+    }
+
+    #[test]
+    fn json_csv_and_figures_are_written() {
+        let dir =
+            std::env::temp_dir().join(format!("attention_svd_cli_out_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = |f: &str| dir.join(f).to_str().unwrap().to_string();
+        let (code, _, err) = run(&[
+            "analyze",
+            "--input",
+            "lighthouse_n16",
+            "--json",
+            &p("r.json"),
+            "--csv",
+            &p("r.csv"),
+            "--plot",
+            &p("s.svg"),
+            "--heatmap",
+            &p("h.svg"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(p("r.json")).unwrap()).unwrap();
+        assert_eq!(
+            json["model"]["name"],
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
+        let csv = std::fs::read_to_string(p("r.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 72, "a header and one row per head");
+        for f in ["s.svg", "h.svg"] {
+            let svg = std::fs::read_to_string(p(f)).unwrap();
+            assert!(svg.contains("<svg") && svg.contains("layer"), "{f}");
+        }
+        let (code, _, err) = run(&["analyze", "--json", "/nonexistent/dir/r.json"]);
+        assert_eq!(code, 4, "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
