@@ -115,6 +115,8 @@ mod check; // 2
 mod num; // 2
 mod stack; // 3
 pub mod attention; // 4
+#[cfg(feature = "io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "io")))]
 pub mod io; // 4
 pub mod stochastic; // 4
 pub mod svd; // 4

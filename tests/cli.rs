@@ -117,6 +117,41 @@ mod inputs {
     }
 }
 
+mod compress {
+    use super::*;
+
+    #[test]
+    fn the_compression_report_runs_on_the_shipped_data() {
+        let (code, out, err) = run(&["compress", "--layers-only"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("fitted on bread_n64 and judged on glacier_n128"),
+            "{out}"
+        );
+        for m in [
+            "key_only",
+            "kq_svd",
+            "values",
+            "keys_and_values",
+            "attention_truncation",
+        ] {
+            assert!(out.contains(m), "{out}");
+        }
+        let (code, _, err) = run(&["compress", "--max-output-error", "1.5"]);
+        assert_eq!(code, 2, "{err}");
+        // An export without values cannot be compressed: said, exit 3.
+        let (code, _, err) = run(&[
+            "compress",
+            "--calibrate",
+            "tests/data/tiny_llama_gqa/tiny_llama_gqa.json",
+            "--evaluate",
+            "data/minilm/bread_n64.json",
+        ]);
+        assert_ne!(code, 0, "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
 mod outputs {
     use super::*;
 

@@ -627,7 +627,7 @@ fn errors_are_typed() {
 
 // --- the shipped MiniLM data -------------------------------------------------
 
-#[cfg(feature = "npy")]
+#[cfg(feature = "io")]
 fn minilm(name: &str) -> [Stack<f64>; 3] {
     use attention_svd::io::npy::read_stack;
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/minilm/");
@@ -636,7 +636,7 @@ fn minilm(name: &str) -> [Stack<f64>; 3] {
 
 /// Calibrated on `bread_n64`, judged on `lighthouse_n16`: only theorems are
 /// checked (bidirectional, so no mask: T19 applies in-sample).
-#[cfg(feature = "npy")]
+#[cfg(feature = "io")]
 #[test]
 fn minilm_bread_to_lighthouse_is_sane() {
     let [qc, kc, vc] = minilm("bread_n64");
@@ -695,7 +695,7 @@ fn minilm_bread_to_lighthouse_is_sane() {
 /// The whole-model report on MiniLM (calibrated on `bread_n64`, judged on
 /// `glacier_n128`, 72 heads) in release: the issue asks for < 2 s.
 /// `cargo test --release --test suite compress::minilm_report_time -- --ignored --nocapture`
-#[cfg(feature = "npy")]
+#[cfg(feature = "io")]
 #[test]
 #[ignore = "timing; run in release"]
 fn minilm_report_time() {

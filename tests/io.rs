@@ -182,7 +182,8 @@ mod sidecars {
         for f in ["lighthouse_n16_attn.npy", "lighthouse_n16_q.npy"] {
             std::fs::copy(format!("{MINILM}/{f}"), dir.join(f)).unwrap();
         }
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
             (
                 "version",
                 Box::new(|v| v["version"] = 2.into()),

@@ -30,6 +30,10 @@ pub enum Command {
     Sweep(SweepArgs),
     /// Combine the JSON reports of shards (by prompt, layer or head) into one.
     Merge(MergeArgs),
+    /// How far each head's KV cache can be cut at a fidelity target: key-only
+    /// SVD, KQ-SVD, value projection, both, and attention truncation, fitted
+    /// on calibration prompts and judged on held-out ones.
+    Compress(CompressArgs),
 }
 
 /// Where the input comes from, shared by `analyze` and `sweep`.
@@ -213,4 +217,45 @@ fn parse_range(s: &str) -> Result<std::ops::Range<usize>, String> {
         return Err(format!("the range `{s}` is empty"));
     }
     Ok(a..b)
+}
+
+#[derive(Debug, Args)]
+pub struct CompressArgs {
+    /// Exports (.json sidecars with q, k and v) to fit the projections on.
+    /// Default: the shipped `bread_n64`.
+    #[arg(long, value_name = "EXPORT")]
+    pub calibrate: Vec<PathBuf>,
+
+    /// Exports to judge the projections on (held-out). Default: the shipped
+    /// `glacier_n128`.
+    #[arg(long, value_name = "EXPORT")]
+    pub evaluate: Vec<PathBuf>,
+
+    /// The folder of the shipped data. Default: $ATTENTION_SVD_DATA, else
+    /// ./data/minilm.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+
+    /// Target: the output error ‖AV − ÃṼ‖_F / ‖AV‖_F at most this, in (0, 1).
+    /// Default 0.01 when no target is given.
+    #[arg(long, value_name = "E")]
+    pub max_output_error: Option<f64>,
+
+    /// Target: the mean total variation ½‖aᵢ − ãᵢ‖₁ over rows at most this,
+    /// in (0, 1).
+    #[arg(long, value_name = "TV")]
+    pub max_mean_tv: Option<f64>,
+
+    /// SVD backend.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+
+    /// Print only the per-layer table.
+    #[arg(long)]
+    pub layers_only: bool,
+
+    /// Write the full report (every curve r = 1..d, in-sample and held-out)
+    /// as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }

@@ -9,6 +9,7 @@
 //! that cannot be read, 4 an output that cannot be written.
 
 mod args;
+mod compress;
 mod inputs;
 mod plots;
 mod print;
@@ -82,7 +83,7 @@ impl From<Error> for Failure {
 struct ClosedPipe;
 
 /// What running a command can end with.
-enum Stop {
+pub enum Stop {
     Failure(Failure),
     ClosedPipe,
 }
@@ -139,6 +140,7 @@ fn main() -> ExitCode {
         Command::Analyze(a) => analyze(&mut out, a),
         Command::Sweep(s) => sweep(&mut out, s),
         Command::Merge(m) => merge(&mut out, m),
+        Command::Compress(c) => compress::run(&mut out, &c, backend(c.backend)),
     };
     let result = result.and_then(|()| out.flush().map_err(Stop::from));
     match result {
@@ -355,7 +357,7 @@ fn merge(out: &mut impl Write, m: MergeArgs) -> Result<(), Stop> {
 }
 
 /// Creates `path`'s file with `write`, naming the path in any error.
-fn write_file(
+pub fn write_file(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
