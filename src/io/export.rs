@@ -54,7 +54,7 @@ pub struct ExportedModel {
     pub heads: usize,
     /// Key/value heads per layer (fewer than `heads` under grouped-query
     /// attention); equal to `heads` when the sidecar records none.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_is_zero")]
     pub kv_heads: usize,
     /// Query/key head dimension d, when q and k were captured.
     #[serde(default)]
@@ -125,6 +125,13 @@ pub struct Sidecar {
     pub arrays: BTreeMap<String, ArrayRef>,
     /// The prompts, in batch order.
     pub prompts: Vec<Prompt>,
+}
+
+fn null_is_zero<'de, D>(d: D) -> std::result::Result<usize, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(Option::<usize>::deserialize(d)?.unwrap_or(0))
 }
 
 fn null_is_empty<'de, D, T>(d: D) -> std::result::Result<Vec<T>, D::Error>

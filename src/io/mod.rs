@@ -28,7 +28,9 @@
 //!   header promises is checked against the file's length *before*
 //!   anything is allocated for it;
 //! - a regular file is read one head at a time (one head's bytes and one
-//!   matrix in memory per reader); a pipe is read as its data arrives, in
+//!   matrix in memory per reader), except a Fortran-order `.npy` (rare:
+//!   `np.save` of a transposed array), which is reordered in memory once;
+//!   a pipe is read as its data arrives, in
 //!   chunks of at most 16 MiB, so a lying header costs nothing before the
 //!   data is there;
 //! - every value is checked as it is converted: NaN, ±∞ and values outside
