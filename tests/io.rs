@@ -126,6 +126,37 @@ mod formats {
     }
 
     #[test]
+    fn npz_members_stored_or_deflated_read_like_their_npy() {
+        let npy = Tensor::<f64>::open(format!("{MINILM}/lighthouse_n16_attn.npy"), None).unwrap();
+        let stored =
+            Tensor::<f64>::open(format!("{FIXTURES}/npz/stored.npz"), Some("attn")).unwrap();
+        let deflated = Tensor::<f64>::open(format!("{FIXTURES}/npz/deflated.npz"), None).unwrap();
+        for t in [&stored, &deflated] {
+            assert_eq!(t.shape(), npy.shape());
+            assert_eq!(t.head(3, 7).unwrap(), npy.head(3, 7).unwrap());
+        }
+        let q = Tensor::<f64>::open(format!("{FIXTURES}/npz/stored.npz"), Some("q.npy")).unwrap();
+        assert_eq!(q.shape(), [6, 12, 16, 32]);
+        let msg = problem(Tensor::<f64>::open(
+            format!("{FIXTURES}/npz/stored.npz"),
+            None,
+        ));
+        assert!(msg.contains("`attn`, `q`"), "{msg}");
+        let msg = problem(Tensor::<f64>::open(
+            format!("{FIXTURES}/npz/stored.npz"),
+            Some("v"),
+        ));
+        assert!(msg.contains("no array `v`"), "{msg}");
+        // Cut the archive short: its directory is gone, and it says so.
+        let bytes = std::fs::read(format!("{FIXTURES}/npz/stored.npz")).unwrap();
+        let p = temp("cut.npz");
+        std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+        let msg = problem(Tensor::<f64>::open(&p, None));
+        assert!(msg.contains("not a .npz archive"), "{msg}");
+        std::fs::remove_file(p).ok();
+    }
+
+    #[test]
     fn batches_give_entries_and_crops() {
         let e = Export::open(format!("{FIXTURES}/tiny_llama_batch/tiny_llama_batch.json")).unwrap();
         let q = e.tensor::<f64>(Role::Q).unwrap().unwrap();
@@ -279,7 +310,7 @@ mod hostile {
     #[test]
     fn refused_formats_say_what_to_do_instead() {
         assert!(open_bytes("x.pt", b"\x80\x02").contains("pickles are not read"));
-        assert!(open_bytes("x.npz", b"PK\x03\x04").contains("numpy.save"));
+        assert!(open_bytes("x.npz", b"PK\x03\x04").contains("not a .npz archive"));
         assert!(open_bytes("x.dat", b"hello world, no magic").contains("neither"));
     }
 

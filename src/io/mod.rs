@@ -11,9 +11,11 @@
 //!   names the arrays ([`Role`]: attention, queries, keys, values).
 //! - [`npy`]: whole `.npy` stacks in memory, and writing them.
 //!
-//! `.npz` archives and PyTorch pickles (`.pt`, `.bin`) are refused with a
-//! message saying how to save the data instead (pickles can run code when
-//! loaded).
+//! `.npz` archives are read through the `zip` crate: stored members in
+//! place, compressed ones decompressed into memory (at most
+//! [`MAX_NPZ_RATIO`] times their compressed size). PyTorch pickles (`.pt`,
+//! `.bin`) are refused with a message saying how to save the data instead
+//! (pickles can run code when loaded).
 //!
 //! # Resource policy
 //!
@@ -37,7 +39,7 @@
 //!   the target type's range are errors naming the index;
 //! - array paths in a sidecar must stay inside its folder.
 //!
-//! Every problem with a file is an [`Error::File`](crate::Error::File)
+//! Every problem with a file is an [`Error::File`]
 //! that names the file and what is wrong with it.
 
 mod dtype;
@@ -49,7 +51,7 @@ mod tensor;
 pub use export::{
     ArrayRef, Export, ExportedModel, MAX_SIDECAR, Prompt, Role, SIDECAR_VERSION, Sidecar,
 };
-pub use tensor::{Format, Tensor};
+pub use tensor::{Format, MAX_NPZ_RATIO, Tensor};
 
 use crate::Error;
 

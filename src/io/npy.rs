@@ -1,4 +1,4 @@
-//! NumPy `.npy` files: the header parser behind [`Tensor`](super::Tensor),
+//! NumPy `.npy` files: the header parser behind [`Tensor`],
 //! and whole-stack reading and writing.
 //!
 //! Accepted files are what `np.save` writes for float arrays: dtype `f2`,

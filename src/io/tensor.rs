@@ -156,6 +156,17 @@ fn read_bounded(label: &str, reader: &mut impl Read, len: u64) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// Whether a path names a `.npz` archive.
+fn is_npz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npz"))
+}
+
+/// The largest ratio of decompressed to compressed size accepted for a
+/// deflated `.npz` member (float arrays compress far less; a larger ratio
+/// is a zip bomb).
+pub const MAX_NPZ_RATIO: u64 = 1024;
+
 /// The format a path names, by extension, or an error for formats that are
 /// deliberately not read.
 fn format_of(label: &str, path: &Path, start: &[u8]) -> Result<Format> {
@@ -165,13 +176,6 @@ fn format_of(label: &str, path: &Path, start: &[u8]) -> Result<Format> {
     match ext.as_deref() {
         Some("npy") => return Ok(Format::Npy),
         Some("safetensors") => return Ok(Format::Safetensors),
-        Some("npz") => {
-            return Err(file_error(
-                label,
-                "`.npz` archives are not read: save each array with numpy.save, or all of them \
-                 in one file with safetensors.numpy.save_file",
-            ));
-        }
         Some("pt" | "pth" | "bin" | "ckpt" | "pkl") => {
             return Err(file_error(
                 label,
@@ -363,8 +367,10 @@ impl<T: Scalar> Tensor<T> {
     /// Opens the array in `path`: a `.npy` file, or the tensor named
     /// `tensor` of a `.safetensors` file (the name may be omitted when the
     /// file holds one tensor). Files with another extension are recognised
-    /// by their first bytes; `.npz` archives and PyTorch pickles are
-    /// refused with a message saying how to save the data instead.
+    /// by their first bytes. In a `.npz` archive (`np.savez`,
+    /// `np.savez_compressed`) `tensor` names the member (`attn` or
+    /// `attn.npy`). PyTorch pickles are refused with a message saying how
+    /// to save the data instead.
     ///
     /// The file is opened once; its header is read and checked against the
     /// file's length before anything is allocated for the data.
@@ -398,12 +404,32 @@ impl<T: Scalar> Tensor<T> {
         let file_len = meta.len();
         let mut start = [0u8; 16];
         let got = read_up_to(&label, &mut file, &mut start)?;
-        let format = format_of(&label, path, &start[..got])?;
-        file.seek(SeekFrom::Start(0))
+        let format = match format_of(&label, path, &start[..got]) {
+            Ok(f) => f,
+            Err(_) if start.starts_with(b"PK\x03\x04") || is_npz(path) => {
+                return Self::open_npz(label, file, tensor);
+            }
+            Err(e) => return Err(e),
+        };
+        Self::from_region(label, file, format, 0, file_len, tensor)
+    }
+
+    /// The array of a `.npy` or `.safetensors` whose bytes are
+    /// `start..start + len` of `file` (the whole file, or a stored member
+    /// of a `.npz` archive).
+    fn from_region(
+        label: String,
+        mut file: File,
+        format: Format,
+        start: u64,
+        len: u64,
+        tensor: Option<&str>,
+    ) -> Result<Self> {
+        file.seek(SeekFrom::Start(start))
             .map_err(|e| file_error(&label, format!("cannot read: {e}")))?;
-        let mut reader = std::io::BufReader::new(&mut file);
-        let (dtype, shape, fortran, data_offset, _) =
-            read_header(&label, format, &mut reader, Some(file_len), tensor)?;
+        let mut reader = std::io::BufReader::new((&mut file).take(len));
+        let (dtype, shape, fortran, offset, _) =
+            read_header(&label, format, &mut reader, Some(len), tensor)?;
         drop(reader);
         let (dims, batched) = dims_of(&label, &shape)?;
         let needed = dims
@@ -411,7 +437,7 @@ impl<T: Scalar> Tensor<T> {
             .try_fold(1u128, |acc, &d| acc.checked_mul(d as u128))
             .and_then(|c| c.checked_mul(dtype.size() as u128))
             .unwrap_or(u128::MAX);
-        let available = u128::from(file_len.saturating_sub(data_offset));
+        let available = u128::from(len.saturating_sub(offset));
         if needed > available {
             return Err(file_error(
                 &label,
@@ -422,6 +448,7 @@ impl<T: Scalar> Tensor<T> {
                 ),
             ));
         }
+        let data_offset = start + offset;
         let (backing, data_offset) = if fortran && shape.len() > 1 {
             file.seek(SeekFrom::Start(data_offset))
                 .map_err(|e| file_error(&label, format!("cannot read: {e}")))?;
@@ -439,6 +466,74 @@ impl<T: Scalar> Tensor<T> {
             rank: shape.len(),
             data_offset,
         }))
+    }
+
+    /// The member `tensor` (`NAME` or `NAME.npy`; may be omitted when the
+    /// archive holds one array) of a `.npz` archive: read in place when
+    /// stored (`np.savez`), decompressed into memory when deflated
+    /// (`np.savez_compressed`), within [`MAX_NPZ_RATIO`] of its compressed
+    /// size.
+    fn open_npz(label: String, mut file: File, tensor: Option<&str>) -> Result<Self> {
+        let bad = |e: zip::result::ZipError| file_error(&label, format!("not a .npz archive: {e}"));
+        let mut archive = zip::ZipArchive::new(&mut file).map_err(bad)?;
+        let names: Vec<String> = archive
+            .file_names()
+            .filter_map(std::result::Result::ok)
+            .filter(|n| n.ends_with(".npy"))
+            .map(|n| n.into_owned())
+            .collect();
+        let listed = || {
+            names
+                .iter()
+                .map(|n| format!("`{}`", n.trim_end_matches(".npy")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let member = match tensor {
+            Some(t) => {
+                let want = if t.ends_with(".npy") {
+                    t.to_string()
+                } else {
+                    format!("{t}.npy")
+                };
+                names.iter().find(|n| **n == want).cloned().ok_or_else(|| {
+                    file_error(&label, format!("no array `{t}` (it holds {})", listed()))
+                })?
+            }
+            None if names.len() == 1 => names[0].clone(),
+            None if names.is_empty() => {
+                return Err(file_error(&label, "the archive holds no .npy arrays"));
+            }
+            None => {
+                return Err(file_error(
+                    &label,
+                    format!("it holds the arrays {}: name the one to read", listed()),
+                ));
+            }
+        };
+        let entry = archive.by_name(&member).map_err(bad)?;
+        let size = entry.size();
+        let member_label = format!("{label} ({member})");
+        if entry.compression() == zip::CompressionMethod::Stored {
+            let start = entry
+                .data_start()
+                .ok_or_else(|| file_error(&label, "a member without a data offset"))?;
+            drop(entry);
+            drop(archive);
+            return Self::from_region(member_label, file, Format::Npy, start, size, None);
+        }
+        let packed = entry.compressed_size();
+        if size > packed.saturating_mul(MAX_NPZ_RATIO).saturating_add(1 << 20) {
+            return Err(file_error(
+                &member_label,
+                format!(
+                    "claims {size} bytes from {packed} compressed: more than {MAX_NPZ_RATIO}× \
+                     (a zip bomb?)"
+                ),
+            ));
+        }
+        let mut stream = entry.take(size);
+        Self::from_stream(member_label, Format::Npy, &mut stream, None)
     }
 
     /// Reads an array from a stream in `format` (the tensor named `tensor`

@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// can be cut.
 ///
 /// Inputs are exports of `scripts/export_attention.py` (a JSON sidecar
-/// naming .npy/.safetensors arrays), directories of them (one
+/// naming .npy/.npz/.safetensors arrays), directories of them (one
 /// population report over all their prompts), or raw attention arrays
-/// [n, m], [h, n, m], [l, h, n, m] or [batch, l, h, n, m] in .npy or
+/// [n, m], [h, n, m], [l, h, n, m] or [batch, l, h, n, m] in .npy, .npz or
 /// .safetensors (f16, bf16, f32, f64). Without an input, the MiniLM data
 /// shipped in the repository's `data/minilm` is analysed.
 #[derive(Debug, Parser)]
@@ -40,7 +40,7 @@ pub enum Command {
 #[derive(Clone, Debug, Args)]
 pub struct InputArgs {
     /// Exports (.json sidecars), directories of exports, or raw attention
-    /// arrays (.npy, .safetensors). Default: the shipped MiniLM input
+    /// arrays (.npy, .npz, .safetensors). Default: the shipped MiniLM input
     /// `bread_n64`.
     pub inputs: Vec<PathBuf>,
 
@@ -63,7 +63,7 @@ pub struct InputArgs {
     #[arg(long, value_name = "FILE", requires = "q")]
     pub k: Option<PathBuf>,
 
-    /// The tensor to read from a .safetensors file with several.
+    /// The array to read from a .npz or .safetensors file with several.
     #[arg(long, value_name = "NAME")]
     pub tensor: Option<String>,
 
