@@ -111,6 +111,12 @@ mod inputs {
             out.contains("f16 data") && out.contains("causal (from the sidecar)"),
             "{out}"
         );
+        let (code, out, err) = run(&["analyze", "data/minilm", "--layers-only"]);
+        assert_eq!(code, 0, "{err}");
+        assert!(
+            out.contains("3 prompts") && out.contains("population per layer"),
+            "{out}"
+        );
         let (code, out, err) = run(&["analyze", "tests/data/tiny_llama_batch"]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("2 prompts (n = 21, 7)"), "{out}");

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use attention_svd::attention::{Mask, QkAttention, Scale};
 use attention_svd::io::{Export, Format, Role, Tensor};
 use attention_svd::{Error, HeadSource, Precision};
 
@@ -202,6 +203,82 @@ mod sidecars {
         assert!(glacier.tensor::<f64>(Role::Attn).unwrap().is_none());
     }
 
+    /// softmax(s·Q K[kv_group]ᵀ + M), with the scale, grouping and mask the
+    /// sidecar records, reproduces the model's own attention.
+    #[track_caller]
+    fn recomputes(sidecar: &str, mask: Mask<f64>, entry: Option<usize>, tol: f64) {
+        let e = Export::open(sidecar).unwrap();
+        let n = e.prompts()[entry.unwrap_or(0)].n;
+        let pick = |role| {
+            let t = e.tensor::<f64>(role).unwrap().unwrap();
+            let t = match entry {
+                Some(b) => t.entry(b).unwrap(),
+                None => t,
+            };
+            let cols = t.shape()[3];
+            t.crop(n, if role == Role::Attn { n } else { cols })
+                .unwrap()
+        };
+        let (a, q, k) = (pick(Role::Attn), pick(Role::Q), pick(Role::K));
+        let scales = e
+            .sidecar
+            .model
+            .scale
+            .iter()
+            .map(|&s| Scale::fixed(s))
+            .collect();
+        let qk = QkAttention::new(&q, &k, mask, Scale::default())
+            .unwrap()
+            .layer_scales(scales)
+            .unwrap()
+            .kv_group(e.sidecar.kv_group.clone())
+            .unwrap();
+        let [l, h, _, _] = a.shape();
+        for layer in 0..l {
+            for head in 0..h {
+                let d = (qk.head(layer, head).unwrap() - a.head(layer, head).unwrap()).amax();
+                assert!(d <= tol, "{sidecar}: layer {layer} head {head}: {d:e}");
+            }
+        }
+    }
+
+    #[test]
+    fn queries_and_keys_reproduce_the_exported_attention_under_the_recorded_mask() {
+        // GQA + causal (both prompts of a padded batch), and a sliding window.
+        recomputes(
+            &format!("{FIXTURES}/tiny_llama_batch/tiny_llama_batch.json"),
+            Mask::causal(),
+            Some(0),
+            1e-5,
+        );
+        recomputes(
+            &format!("{FIXTURES}/tiny_llama_batch/tiny_llama_batch.json"),
+            Mask::causal(),
+            Some(1),
+            1e-5,
+        );
+        recomputes(
+            &format!("{FIXTURES}/tiny_mistral_window/tiny_mistral_window.json"),
+            Mask::sliding_window(6),
+            None,
+            1e-5,
+        );
+        // f16 storage: q and k carry 2⁻¹¹ relative rounding, which moves
+        // logits of this size by a few 10⁻³.
+        recomputes(
+            &format!("{FIXTURES}/tiny_llama_gqa/tiny_llama_gqa.json"),
+            Mask::causal(),
+            None,
+            2e-2,
+        );
+        recomputes(
+            &format!("{MINILM}/bread_n64.json"),
+            Mask::none(),
+            None,
+            1e-6,
+        );
+    }
+
     #[test]
     fn inconsistent_sidecars_are_refused_with_the_reason() {
         let base: serde_json::Value = serde_json::from_str(
@@ -303,8 +380,50 @@ mod hostile {
         assert!(open_bytes("fill.safetensors", &bytes).contains("does not fill"));
         let bytes = safetensors(&[("a", "F32", &[1 << 40, 1 << 40], vec![0; 4])]);
         assert!(open_bytes("big.safetensors", &bytes).contains("does not fill"));
+        // Found by the `io` fuzz target: offsets near u64::MAX overflowed
+        // once the header length was added (a stream cannot check them
+        // against a file length first).
+        let mut header = serde_json::Map::new();
+        header.insert(
+            "a".into(),
+            serde_json::json!({"dtype": "U8", "shape": [1], "data_offsets": [u64::MAX - 1, u64::MAX]}),
+        );
+        let json = serde_json::to_vec(&header).unwrap();
+        let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&json);
+        let msg = problem(Tensor::<f64>::read(
+            "stdin",
+            Format::Safetensors,
+            &mut bytes.as_slice(),
+            None,
+        ));
+        assert!(msg.contains("beyond the end of any file"), "{msg}");
         let bytes = safetensors(&[("a", "I64", &[1, 1], vec![0; 8])]);
         assert!(open_bytes("int.safetensors", &bytes).contains("unsupported dtype I64"));
+    }
+
+    #[test]
+    fn npy_files_longer_than_their_header_says_are_refused() {
+        let bytes = std::fs::read(format!("{MINILM}/lighthouse_n16_sv.npy")).unwrap();
+        let mut long = bytes.clone();
+        long.extend_from_slice(&[0; 16]);
+        let msg = open_bytes("trailing.npy", &long);
+        assert!(msg.contains("16 bytes after the data"), "{msg}");
+        // A header whose length field is 8 bytes short would read its own
+        // padding as data: the file is then 8 bytes too long for it.
+        let mut short = bytes.clone();
+        let len = u16::from_le_bytes([short[8], short[9]]) - 8;
+        short[8..10].copy_from_slice(&len.to_le_bytes());
+        let msg = open_bytes("short_header.npy", &short);
+        assert!(msg.contains("8 bytes after the data"), "{msg}");
+        // A long malformed header is not echoed whole.
+        let mut header = format!("{{'descr': '<f4', 'junk': '{}'}}", "x".repeat(5000));
+        header.push('\n');
+        let mut f = b"\x93NUMPY\x01\x00".to_vec();
+        f.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        f.extend_from_slice(header.as_bytes());
+        let msg = open_bytes("long_header.npy", &f);
+        assert!(msg.len() < 400, "{} bytes: {msg}", msg.len());
     }
 
     #[test]

@@ -92,7 +92,19 @@ pub(crate) fn parse_header(path: &str, version: u8, text: &[u8]) -> Result<Heade
         s: text.as_bytes(),
         i: 0,
     };
-    let bad = |what: &str| file_error(path, format!("malformed .npy header ({what}): {text:?}"));
+    // The header is quoted in messages, cut to a bounded length.
+    let quoted: String = text.chars().take(120).collect();
+    let more = if text.chars().count() > 120 {
+        "…"
+    } else {
+        ""
+    };
+    let bad = |what: &str| {
+        file_error(
+            path,
+            format!("malformed .npy header ({what}): {quoted:?}{more}"),
+        )
+    };
     p.ws();
     if !p.eat(b'{') {
         return Err(bad("no dict"));
@@ -109,6 +121,15 @@ pub(crate) fn parse_header(path: &str, version: u8, text: &[u8]) -> Result<Heade
             return Err(bad("no ':' after a key"));
         }
         p.ws();
+        let seen = match key.as_str() {
+            "descr" => descr.is_some(),
+            "fortran_order" => fortran.is_some(),
+            "shape" => shape.is_some(),
+            _ => false,
+        };
+        if seen {
+            return Err(bad("a key given twice"));
+        }
         match key.as_str() {
             "descr" => {
                 if p.peek() == Some(b'[') {
@@ -409,6 +430,8 @@ mod tests {
             "{'descr': '<f4', 'fortran_order': False}",
             "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,)}",
             "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (1 << 40,)}",
+            "{'descr': '<f4', 'shape': (2,), 'fortran_order': False, 'shape': (2,)}",
         ] {
             assert!(header(bad).is_err(), "{bad}");
         }

@@ -96,13 +96,20 @@ pub(crate) fn parse(
                 )));
             }
         }
-        let base = 8 + header_len;
+        // Offsets are u64 from the file: beyond any file once the header is
+        // added (a stream has no length to check them against above).
+        let Some(begin) = (8 + header_len)
+            .checked_add(begin)
+            .filter(|_| end.checked_add(8 + header_len).is_some())
+        else {
+            return Err(bad("data_offsets beyond the end of any file"));
+        };
         out.insert(
             name,
             Entry {
                 dtype,
                 shape,
-                begin: base + begin,
+                begin,
             },
         );
     }

@@ -448,6 +448,19 @@ impl<T: Scalar> Tensor<T> {
                 ),
             ));
         }
+        // A .npy holds exactly its data: bytes after it mean the header and
+        // the file disagree (safetensors may leave gaps between tensors).
+        if format == Format::Npy && needed < available {
+            return Err(file_error(
+                &label,
+                format!(
+                    "{} bytes after the data of shape {shape:?} of {}: the header and the file \
+                     disagree",
+                    available - needed,
+                    dtype.precision
+                ),
+            ));
+        }
         let data_offset = start + offset;
         let (backing, data_offset) = if fortran && shape.len() > 1 {
             file.seek(SeekFrom::Start(data_offset))
