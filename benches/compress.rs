@@ -2,8 +2,9 @@
 //! the full sweep r = 1..=d of every method (`compression::head_fidelity`,
 //! fitted and evaluated on the same seeded Gaussian head, so each set is
 //! evaluated twice: in-sample and held-out), beside one
-//! `scaled_dot_product` of that size. The target is a ratio ≤ 20
-//! (`all_methods` against `scaled_dot_product`).
+//! `scaled_dot_product` of that size, the unit of the ratios in
+//! docs/PERFORMANCE.md (an exact sweep costs at least 2·d products of the
+//! size of A·V per evaluation set).
 //!
 //! Group `compress/sweep`, throughput n² elements. Run with
 //!

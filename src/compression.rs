@@ -77,12 +77,20 @@
 //!
 //! # Complexity
 //!
-//! Fitting: O((n_c + m_c)·d² + d³). Evaluation on an n×m set, for the
-//! two softmax methods: per r, O(n·m) for the logit update and the softmax
-//! and O(n·m·d_v) for Ã·V, so O(d·n·m·d_v) in all — d times the product
-//! A·V, the dominant cost; Values is O(n·m·d_v + n·d_v²); truncation is one
-//! dense SVD of A, O(n·m·min(n, m)), plus O(n·m) per r. Memory: a few n×m
-//! buffers.
+//! Fitting: O((n_c + m_c)·d² + d³). Evaluation on an n×m set, for each of
+//! the two softmax methods, per r: three passes over n×m buffers (the
+//! rank-one logit update with the mask and the row maxima; the
+//! exponentials and row sums; the figures) and one product E·V of
+//! O(n·m·d_v) (Ã·V from the unnormalised exponentials, rows divided after);
+//! KeysAndValues reuses KeyOnly's Ã·V. So O(d·n·m·d_v) in all: exact
+//! figures at every r need Ã_r·V at every r, d products of the size of A·V
+//! per method and set, each as costly as the QKᵀ of one
+//! [`scaled_dot_product`](crate::attention::scaled_dot_product) when
+//! d_v = d (`docs/PERFORMANCE.md` measures the sweep at that floor). Values
+//! is O(n·m·d_v + n·d_v²); truncation is one dense SVD of A,
+//! O(n·m·min(n, m)), plus O(n·m) per r. The sweeps of different methods and
+//! sets run in parallel (feature `parallel`). Memory: a few n×m buffers
+//! per sweep.
 //!
 //! # Accuracy
 //!
@@ -553,6 +561,10 @@ struct EvalSet<T> {
     scale: T,
     /// Column-major n×m: allowed (query, key) pairs (bias −∞ counts as masked).
     allowed: Vec<bool>,
+    /// Every entry allowed (no mask).
+    all_allowed: bool,
+    /// The 0/1 indicator of `allowed`, column-major.
+    weight: Vec<T>,
     /// Column-major n×m bias on the allowed entries (0 elsewhere), if any.
     bias: Option<Vec<T>>,
     /// Exact logits s·QKᵀ (no bias), column-major.
@@ -654,6 +666,11 @@ fn eval_set<T: Scalar>(x: &Qkv<'_, T>, mask: &Mask<T>, scale: Scale<T>) -> Resul
         k,
         v,
         scale: s,
+        all_allowed: allowed.iter().all(|&ok| ok),
+        weight: allowed
+            .iter()
+            .map(|&ok| if ok { T::one() } else { T::zero() })
+            .collect(),
         allowed,
         bias,
         z: Vec::new(),
@@ -690,9 +707,12 @@ fn eval_set<T: Scalar>(x: &Qkv<'_, T>, mask: &Mask<T>, scale: Scale<T>) -> Resul
     Ok(set)
 }
 
-/// Sums of the attention-side figures of a softmax approximation `at`
-/// with logits `zt` and row log-sum-exps `lse_t`.
-fn attention_sums<T: Scalar>(set: &EvalSet<T>, zt: &[T], at: &[T], lse_t: &[T]) -> Sums {
+/// Sums of the attention-side figures of a softmax approximation with
+/// logits `zt`, unnormalised attention `e` (Ã = diag(`inv`)·E) and row
+/// log-sum-exps `lse_t`. Branch-free over the entries: off 𝓜 both
+/// attentions are exactly 0, and the logit difference is weighted by the
+/// 0/1 indicator of 𝓜.
+fn attention_sums<T: Scalar>(set: &EvalSet<T>, zt: &[T], e: &[T], inv: &[T], lse_t: &[T]) -> Sums {
     let n = set.n;
     let mut tv = vec![T::zero(); n];
     let mut kl = vec![T::zero(); n];
@@ -700,22 +720,20 @@ fn attention_sums<T: Scalar>(set: &EvalSet<T>, zt: &[T], at: &[T], lse_t: &[T]) 
     let mut ae2 = vec![T::zero(); n];
     for c in 0..set.m {
         let r = c * n..(c + 1) * n;
-        let (z, zt, a, at, ok) = (
+        let (z, zt, a, e, w) = (
             &set.z[r.clone()],
             &zt[r.clone()],
             &set.a[r.clone()],
-            &at[r.clone()],
-            &set.allowed[r],
+            &e[r.clone()],
+            &set.weight[r],
         );
         for i in 0..n {
-            if ok[i] {
-                let dz = z[i] - zt[i];
-                let da = a[i] - at[i];
-                le2[i] += dz * dz;
-                ae2[i] += da * da;
-                tv[i] += da.abs();
-                kl[i] += a[i] * dz;
-            }
+            let dz = z[i] - zt[i];
+            let da = a[i] - e[i] * inv[i];
+            le2[i] += w[i] * dz * dz;
+            ae2[i] += da * da;
+            tv[i] += da.abs();
+            kl[i] += a[i] * dz;
         }
     }
     let mut s = Sums {
@@ -744,6 +762,122 @@ fn diff2<T: Scalar>(x: &[T], y: &[T]) -> f64 {
     }))
 }
 
+/// Buffers of one key sweep, reused for every r.
+struct SweepBuffers<T: nalgebra::Scalar> {
+    /// S̃_r = s·Q A_r B_rᵀ Kᵀ on every entry, column-major n×m.
+    zt: Vec<T>,
+    /// exp(S̃_r + B − max) on 𝓜 and 0 elsewhere: Ã_r before the division
+    /// by the row sums.
+    e: Vec<T>,
+    max: Vec<T>,
+    sum: Vec<T>,
+    /// Ã_r·V (n×d_v).
+    atv: DMatrix<T>,
+}
+
+impl<T: Scalar> SweepBuffers<T> {
+    fn new(n: usize, m: usize, dv: usize) -> Self {
+        SweepBuffers {
+            zt: vec![T::zero(); n * m],
+            e: vec![T::zero(); n * m],
+            max: vec![T::zero(); n],
+            sum: vec![T::zero(); n],
+            atv: DMatrix::zeros(n, dv),
+        }
+    }
+}
+
+/// One rank of a key sweep: S̃ ← S̃ + s·(Q a)(K b)ᵀ for `term = (Q a, K b)`,
+/// then Ã = softmax(S̃ + B) on 𝓜, its sums against the exact attention,
+/// and Ã·V in `buf.atv`.
+///
+/// Three passes over the n×m buffers and one product: the update, the
+/// masking and the row maxima in one pass; the exponentials and row sums
+/// in the second; Ã·V as (E·V) with its rows divided by the sums, so that Ã
+/// itself is never stored normalised; the figures in the third.
+fn key_step<T: Scalar>(
+    set: &EvalSet<T>,
+    buf: &mut SweepBuffers<T>,
+    term: Option<(&[T], &[T])>,
+) -> Result<Sums> {
+    let n = set.n;
+    buf.max.fill(T::NEG_INFINITY);
+    let mut finite = true;
+    for c in 0..set.m {
+        let cols = c * n..(c + 1) * n;
+        let zt = &mut buf.zt[cols.clone()];
+        if let Some((qa, kb)) = term {
+            let f = set.scale * kb[c];
+            for (x, &y) in zt.iter_mut().zip(qa) {
+                *x += f * y;
+            }
+        }
+        finite &= T::all_finite(zt);
+        let e = &mut buf.e[cols.clone()];
+        match &set.bias {
+            None if set.all_allowed => e.copy_from_slice(zt),
+            None => {
+                for ((x, &z), &ok) in e.iter_mut().zip(zt.iter()).zip(&set.allowed[cols]) {
+                    *x = if ok { z } else { T::NEG_INFINITY };
+                }
+            }
+            Some(b) => {
+                for (((x, &z), &ok), &bv) in e
+                    .iter_mut()
+                    .zip(zt.iter())
+                    .zip(&set.allowed[cols.clone()])
+                    .zip(&b[cols])
+                {
+                    *x = if ok { z + bv } else { T::NEG_INFINITY };
+                }
+            }
+        }
+        for (mx, &x) in buf.max.iter_mut().zip(e.iter()) {
+            *mx = if x > *mx { x } else { *mx };
+        }
+    }
+    if !finite {
+        return Err(Error::Overflow {
+            what: "compressed logits",
+        });
+    }
+    for (i, &mx) in buf.max.iter().enumerate() {
+        if mx == T::NEG_INFINITY {
+            return Err(Error::FullyMaskedRow { row: i });
+        }
+        if !mx.finite() {
+            return Err(Error::Overflow {
+                what: "compressed logit plus bias",
+            });
+        }
+    }
+    T::exp_sum(&mut buf.e, &buf.max, &mut buf.sum);
+    let dv = set.v.ncols();
+    product_into(
+        buf.atv.as_mut_slice(),
+        (n, dv),
+        T::one(),
+        &MatrixRef::from_column_major_slice(&buf.e, n, set.m).expect("n×m buffer"),
+        false,
+        &set.v.as_matrix_ref(),
+    );
+    let inv: Vec<T> = buf.sum.iter().map(|&s| T::one() / s).collect();
+    for col in buf.atv.as_mut_slice().chunks_exact_mut(n) {
+        for (x, &w) in col.iter_mut().zip(&inv) {
+            *x *= w;
+        }
+    }
+    let lse_t: Vec<T> = buf
+        .max
+        .iter()
+        .zip(&buf.sum)
+        .map(|(&m, &s)| m + s.ln())
+        .collect();
+    let mut s = attention_sums(set, &buf.zt, &buf.e, &inv, &lse_t);
+    s.out_err2 = diff2(set.av.as_slice(), buf.atv.as_slice());
+    Ok(s)
+}
+
 /// Sweep of a key method (S̃_r = s·Σ_{j≤r} (Q a_j)(K b_j)ᵀ) over r = 1..=d
 /// on one set: the key method's sums and, with a value basis P, those of
 /// KeysAndValues.
@@ -759,40 +893,21 @@ fn key_sweep<T: Scalar>(
     let qa = &set.q * a;
     let kb = &set.k * b;
     let p = a.ncols();
-    let mut zt = vec![T::zero(); n * m];
-    let mut at = vec![T::zero(); n * m];
-    let mut atv = DMatrix::<T>::zeros(n, dv);
+    let mut buf = SweepBuffers::new(n, m, dv);
     let avp = value_basis.map(|w| &set.av * w);
     let mut keys: Vec<Sums> = Vec::with_capacity(d);
     let mut kv = Vec::new();
     for r in 1..=d {
-        if r <= p || r == 1 {
-            if r <= p {
-                let col = qa.column(r - 1);
-                for c in 0..m {
-                    let f = set.scale * kb[(c, r - 1)];
-                    for (x, &y) in zt[c * n..(c + 1) * n].iter_mut().zip(col.iter()) {
-                        *x += f * y;
-                    }
-                }
-            }
-            if !T::all_finite(&zt) {
-                return Err(Error::Overflow {
-                    what: "compressed logits",
-                });
-            }
-            let lse_t = softmax_into(set, &zt, &mut at)?;
-            let mut s = attention_sums(set, &zt, &at, &lse_t);
-            product_into(
-                atv.as_mut_slice(),
-                (n, dv),
-                T::one(),
-                &MatrixRef::from_column_major_slice(&at, n, m).expect("n×m buffer"),
-                false,
-                &set.v.as_matrix_ref(),
-            );
-            s.out_err2 = diff2(set.av.as_slice(), atv.as_slice());
-            keys.push(s);
+        if r <= p {
+            let (qa_r, kb_r) = (qa.column(r - 1), kb.column(r - 1));
+            keys.push(key_step(
+                set,
+                &mut buf,
+                Some((qa_r.as_slice(), kb_r.as_slice())),
+            )?);
+        } else if r == 1 {
+            // Nothing fitted (all-zero calibration queries): S̃ = 0.
+            keys.push(key_step(set, &mut buf, None)?);
         } else {
             // No direction left (r > rank of the fit): S̃ is unchanged.
             let last = keys[r - 2];
@@ -801,7 +916,7 @@ fn key_sweep<T: Scalar>(
         if let (Some(w), Some(avp)) = (value_basis, &avp) {
             // Õ = Ã V P_{r_v} P_{r_v}ᵀ; in the orthonormal basis P the error
             // splits into the kept columns (AVP − ÃVP) and the dropped ones (AVP).
-            let y = &atv * w;
+            let y = &buf.atv * w;
             let rv = (r * dv).div_ceil(d).min(dv);
             let (ys, ps) = (y.as_slice(), avp.as_slice());
             let mut s = keys[r - 1];
@@ -956,46 +1071,59 @@ fn evaluate<T: Scalar>(
             })
             .collect()
     };
-    let mut key_only = None;
-    let mut kv = None;
-    if let Some(w) = &fitted.keys {
-        let value_basis = needs(methods, &[Method::KeysAndValues])
-            .then_some(fitted.values.as_ref())
-            .flatten();
-        let mut k_all = Vec::new();
-        let mut kv_all = Vec::new();
-        for s in sets {
-            let (k, kvs) = key_sweep(s, w, w, d, value_basis)?;
-            k_all.push(k);
-            kv_all.push(kvs);
+    // The sweeps are independent: one job per (method, set), run in
+    // parallel (`parallel` feature), pooled in set order afterwards.
+    #[derive(Clone, Copy)]
+    enum Job {
+        Keys(usize),
+        Kq(usize),
+        Truncation(usize),
+    }
+    let value_basis = needs(methods, &[Method::KeysAndValues])
+        .then_some(fitted.values.as_ref())
+        .flatten();
+    let mut jobs = Vec::new();
+    for i in 0..sets.len() {
+        if fitted.keys.is_some() {
+            jobs.push(Job::Keys(i));
         }
-        key_only = Some(pool(k_all));
-        if value_basis.is_some() {
-            kv = Some(pool(kv_all));
+        if fitted.kq.is_some() {
+            jobs.push(Job::Kq(i));
+        }
+        if needs(methods, &[Method::AttentionTruncation]) {
+            jobs.push(Job::Truncation(i));
         }
     }
-    let kq = match &fitted.kq {
-        Some((a, b)) => {
-            let mut all = Vec::new();
-            for s in sets {
-                all.push(key_sweep(s, a, b, d, None)?.0);
-            }
-            Some(pool(all))
+    let done = map_indices(jobs.len(), |j| match jobs[j] {
+        Job::Keys(i) => {
+            let w = fitted.keys.as_ref().expect("fitted");
+            key_sweep(&sets[i], w, w, d, value_basis)
         }
-        None => None,
-    };
+        Job::Kq(i) => {
+            let (a, b) = fitted.kq.as_ref().expect("fitted");
+            Ok((key_sweep(&sets[i], a, b, d, None)?.0, Vec::new()))
+        }
+        Job::Truncation(i) => Ok((truncation_sweep(&sets[i], d, backend)?, Vec::new())),
+    })?;
+    let (mut k_all, mut kv_all, mut kq_all, mut tr_all) = (vec![], vec![], vec![], vec![]);
+    for (job, (first, second)) in jobs.iter().zip(done) {
+        match job {
+            Job::Keys(_) => {
+                k_all.push(first);
+                kv_all.push(second);
+            }
+            Job::Kq(_) => kq_all.push(first),
+            Job::Truncation(_) => tr_all.push(first),
+        }
+    }
+    let key_only = fitted.keys.is_some().then(|| pool(k_all));
+    let kv = (fitted.keys.is_some() && value_basis.is_some()).then(|| pool(kv_all));
+    let kq = fitted.kq.is_some().then(|| pool(kq_all));
     let values = fitted
         .values
         .as_ref()
         .map(|w| pool(sets.iter().map(|s| value_sweep(s, w)).collect()));
-    let mut truncation = None;
-    if needs(methods, &[Method::AttentionTruncation]) {
-        let mut all = Vec::new();
-        for s in sets {
-            all.push(truncation_sweep(s, d, backend)?);
-        }
-        truncation = Some(pool(all));
-    }
+    let truncation = needs(methods, &[Method::AttentionTruncation]).then(|| pool(tr_all));
     let frac = |r: usize, of: usize| Some(r as f64 / of as f64);
     let curve = |sums: &[Sums], shape: &dyn Fn(usize) -> Shape| Curve {
         points: sums
@@ -1127,8 +1255,11 @@ pub fn head_fidelity<T: Scalar>(
     let ks: Vec<&MatrixRef<'_, T>> = calibration.iter().map(|x| &x.k).collect();
     let vs: Vec<&MatrixRef<'_, T>> = calibration.iter().map(|x| &x.v).collect();
     let fitted = fit(&qs, &ks, &vs, methods, backend)?;
-    let inside = evaluate(&fitted, &cal, methods, backend)?;
-    let outside = evaluate(&fitted, &eval, methods, backend)?;
+    let mut both = map_indices(2, |i| {
+        evaluate(&fitted, if i == 0 { &cal } else { &eval }, methods, backend)
+    })?;
+    let outside = both.pop().expect("two evaluations");
+    let inside = both.pop().expect("two evaluations");
     Ok(methods
         .iter()
         .zip(inside.into_iter().zip(outside))
@@ -1451,6 +1582,58 @@ pub struct ModelCompression {
     pub heads: Vec<HeadCompression>,
     /// One entry per layer.
     pub layers: Vec<LayerCompression>,
+}
+
+impl ModelCompression {
+    /// Writes every curve point as CSV: one row per (layer, head, method,
+    /// set, r), `set` being `in_sample` or `held_out`. Empty fields stand
+    /// for figures a method does not have (the logit error and cache
+    /// fractions of attention truncation); `kl_mean` is empty and
+    /// `kl_infinite_rows` counts the rows when the mean KL is +∞.
+    ///
+    /// # Errors
+    ///
+    /// The writer's errors.
+    pub fn write_curves_csv(&self, mut w: impl std::io::Write) -> std::io::Result<()> {
+        fn opt(x: Option<f64>) -> String {
+            x.map_or_else(String::new, |v| format!("{v:e}"))
+        }
+        writeln!(
+            w,
+            "layer,head,kv_head,method,set,rank,key_fraction,value_fraction,cache_fraction,\
+             logit_error,attention_error,tv_mean,tv_max,kl_mean,kl_infinite_rows,output_error"
+        )?;
+        for h in &self.heads {
+            for f in &h.curves {
+                for (set, curve) in [("in_sample", &f.in_sample), ("held_out", &f.held_out)] {
+                    for p in &curve.points {
+                        let (kl, inf) = match p.kl_mean {
+                            Divergence::Finite(x) => (format!("{x:e}"), 0),
+                            Divergence::Infinite { rows } => (String::new(), rows),
+                        };
+                        writeln!(
+                            w,
+                            "{},{},{},{},{set},{},{},{},{},{},{:e},{:e},{:e},{kl},{inf},{:e}",
+                            h.layer,
+                            h.head,
+                            h.kv_head,
+                            f.method.name(),
+                            p.rank,
+                            opt(p.key_fraction),
+                            opt(p.value_fraction),
+                            opt(p.cache_fraction(h.head_dim, h.value_dim)),
+                            opt(p.logit_error),
+                            p.attention_error,
+                            p.tv_mean,
+                            p.tv_max,
+                            p.output_error,
+                        )?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One prompt's query heads of a group, its keys and its values.

@@ -156,6 +156,65 @@ mod compress {
         assert_ne!(code, 0, "{err}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");
     }
+
+    /// `--csv` holds one row per (head, method, set, r) and agrees with the
+    /// JSON; `--plot` is an SVG with a panel per layer.
+    #[test]
+    fn curves_as_csv_and_figure() {
+        let dir =
+            std::env::temp_dir().join(format!("attention_svd_cli_compress_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (csv, svg, json) = (dir.join("c.csv"), dir.join("c.svg"), dir.join("c.json"));
+        let (code, out, err) = run(&[
+            "compress",
+            "--layers-only",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("wrote"), "{out}");
+        let text = std::fs::read_to_string(&csv).unwrap();
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(
+            header[..6],
+            ["layer", "head", "kv_head", "method", "set", "rank"]
+        );
+        let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+        // 72 heads × 5 methods × 2 sets × r = 1..=32.
+        assert_eq!(rows.len(), 72 * 5 * 2 * 32);
+        assert!(rows.iter().all(|r| r.len() == header.len()));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let p = &report["heads"][0]["curves"][1]["held_out"]["points"][4];
+        let row = rows
+            .iter()
+            .find(|r| {
+                r[0] == "0" && r[1] == "0" && r[3] == "kq_svd" && r[4] == "held_out" && r[5] == "5"
+            })
+            .unwrap();
+        let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let x: f64 = row[col("output_error")].parse().unwrap();
+        assert_eq!(
+            x,
+            p["output_error"].as_f64().unwrap(),
+            "CSV and JSON hold the same figure"
+        );
+        let figure = std::fs::read_to_string(&svg).unwrap();
+        assert!(
+            figure.starts_with("<svg"),
+            "{}",
+            &figure[..figure.len().min(80)]
+        );
+        for l in 0..6 {
+            assert!(figure.contains(&format!("layer {l}: held-out output error")));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 mod outputs {

@@ -316,6 +316,89 @@ fn masked_zeros<T: Scalar>(h: &Head, kind: u8) -> std::result::Result<(), TestCa
 }
 for_types!(masked_entries_stay_zero, masked_zeros);
 
+// --- the reported figures are those of Ã --------------------------------------
+
+/// The held-out TV (mean, max), KL, attention and output errors that the
+/// sweep reports for the softmax methods at every r equal those computed
+/// directly from `approximate_attention`'s Ã and the exact attention.
+fn direct_figures<T: Scalar>(h: &Head, kind: u8) -> std::result::Result<(), TestCaseError> {
+    let h = cast_head::<T>(h);
+    let mk = mask::<T>(kind);
+    let c = curves(&h, &mk);
+    let a = scaled_dot_product(&h.q, &h.k, &mk, Scale::default()).expect("valid");
+    let av = &a * &h.v;
+    let rel = |x: f64, y: f64| (x - y).abs() / y.abs().max(1.0);
+    let t = tol::<T>(h.q.nrows() * h.k.nrows() * h.q.ncols()).to_f64() * 64.0;
+    for m in [Method::KeyOnly, Method::KqSvd] {
+        let f = get(&c, m);
+        for r in 1..=h.q.ncols() {
+            let at = approximate_attention(
+                &[Qkv::new(&h.qc, &h.kc, &h.vc)],
+                &Qkv::new(&h.q, &h.k, &h.v),
+                &mk,
+                Scale::default(),
+                m,
+                r,
+                Backend::Auto,
+            )
+            .expect("valid");
+            let (mut tv_sum, mut tv_max, mut kl_sum) = (0.0f64, 0.0f64, 0.0f64);
+            for i in 0..a.nrows() {
+                let (mut tv, mut kl) = (0.0, 0.0);
+                for j in 0..a.ncols() {
+                    let (x, y) = (a[(i, j)].to_f64(), at[(i, j)].to_f64());
+                    tv += 0.5 * (x - y).abs();
+                    if x > 0.0 {
+                        kl += x * (x / y).ln();
+                    }
+                }
+                tv_sum += tv;
+                tv_max = tv_max.max(tv);
+                kl_sum += kl.max(0.0);
+            }
+            let rows = a.nrows() as f64;
+            let p = f.held_out.at(r).expect("in range");
+            let att = (&a - &at).norm().to_f64() / a.norm().to_f64();
+            let out =
+                (&av - &at * &h.v).norm().to_f64() / av.norm().to_f64().max(f64::MIN_POSITIVE);
+            prop_assert!(
+                rel(p.tv_mean, tv_sum / rows) <= t,
+                "{m:?} r={r}: TV {} vs {}",
+                p.tv_mean,
+                tv_sum / rows
+            );
+            prop_assert!(
+                rel(p.tv_max, tv_max) <= t,
+                "{m:?} r={r}: max TV {} vs {tv_max}",
+                p.tv_max
+            );
+            prop_assert!(
+                rel(p.attention_error, att) <= t,
+                "{m:?} r={r}: {} vs {att}",
+                p.attention_error
+            );
+            if av.norm().to_f64() > 0.0 {
+                prop_assert!(
+                    rel(p.output_error, out) <= t,
+                    "{m:?} r={r}: {} vs {out}",
+                    p.output_error
+                );
+            }
+            if let Divergence::Finite(kl) = p.kl_mean {
+                // The sweep's KL comes from the logits, the direct one from
+                // Ã's entries: equal up to the rounding of ln near 1.
+                prop_assert!(
+                    (kl - kl_sum / rows).abs() <= t.sqrt(),
+                    "{m:?} r={r}: KL {kl} vs {}",
+                    kl_sum / rows
+                );
+            }
+        }
+    }
+    Ok(())
+}
+for_types!(figures_are_those_of_the_approximation, direct_figures);
+
 // --- grouped-query attention -------------------------------------------------
 
 /// Two query heads sharing one KV head: each head's held-out curves are

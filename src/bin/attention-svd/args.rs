@@ -258,4 +258,14 @@ pub struct CompressArgs {
     /// as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+
+    /// Write every curve point (layer, head, method, set, r and each figure)
+    /// as CSV.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+
+    /// Draw the held-out fidelity against r (one curve per method, the
+    /// median over heads with a min–max band, a panel per layer) as SVG.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }

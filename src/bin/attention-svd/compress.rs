@@ -154,10 +154,29 @@ pub fn run(out: &mut impl Write, a: &CompressArgs, backend: Backend) -> Result<(
         &evaluate,
         a.layers_only,
     )?;
+    let mut wrote = Vec::new();
     if let Some(path) = &a.json {
         crate::write_file(path, |w| {
-            serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)
+            serde_json::to_writer_pretty(&mut *w, &report).map_err(std::io::Error::other)?;
+            writeln!(w)
         })?;
+        wrote.push(path);
+    }
+    if let Some(path) = &a.csv {
+        crate::write_file(path, |w| report.write_curves_csv(w))?;
+        wrote.push(path);
+    }
+    if let Some(path) = &a.plot {
+        let title = format!(
+            "{model_name}: fitted on {}, judged on {}",
+            names(&calibrate),
+            names(&evaluate)
+        );
+        let svg = crate::plots::compression(&report, &title)?;
+        crate::write_file(path, |w| w.write_all(svg.as_bytes()))?;
+        wrote.push(path);
+    }
+    for path in wrote {
         writeln!(out, "wrote {}", path.display())?;
     }
     Ok(())

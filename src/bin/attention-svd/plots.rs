@@ -413,3 +413,159 @@ pub fn heatmap(report: &Report) -> Result<String, Failure> {
     }
     Ok(svg)
 }
+
+/// One colour per compression method, in `Method::ALL` order.
+fn method_color(m: attention_svd::compression::Method) -> RGBColor {
+    use attention_svd::compression::Method;
+    match m {
+        Method::KeyOnly => PALETTE[0],
+        Method::KqSvd => PALETTE[3],
+        Method::Values => PALETTE[2],
+        Method::KeysAndValues => PALETTE[4],
+        Method::AttentionTruncation => PALETTE[7],
+    }
+}
+
+/// The compression figure: per layer, the held-out fidelity against the
+/// rank r, one curve per method (the median over the layer's heads, with
+/// a band from the least to the most faithful head), on a log scale with
+/// the target dashed. The metric is the output error when the target
+/// bounds it, else the mean total variation.
+pub fn compression(
+    r: &attention_svd::compression::ModelCompression,
+    title: &str,
+) -> Result<String, Failure> {
+    use attention_svd::compression::Point;
+    let use_output = r.target.output_error.is_some() || r.target.mean_tv.is_none();
+    let (metric, bound): (fn(&Point) -> f64, f64) = if use_output {
+        (|p| p.output_error, r.target.output_error.unwrap_or(0.01))
+    } else {
+        (|p| p.tv_mean, r.target.mean_tv.unwrap_or(0.01))
+    };
+    let layers: Vec<usize> = r.layers.iter().map(|l| l.layer).collect();
+    let top_rank = r
+        .heads
+        .iter()
+        .flat_map(|h| h.curves.iter().map(|c| c.held_out.points.len()))
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    // Per (layer, method): per r the (min, median, max) over heads.
+    let band = |layer: usize, mi: usize| -> Vec<(usize, f64, f64, f64)> {
+        let curves: Vec<&[Point]> = r
+            .heads
+            .iter()
+            .filter(|h| h.layer == layer)
+            .filter_map(|h| h.curves.get(mi).map(|c| c.held_out.points.as_slice()))
+            .collect();
+        let len = curves.iter().map(|c| c.len()).min().unwrap_or(0);
+        (0..len)
+            .filter_map(|i| {
+                let v: Vec<f64> = curves.iter().map(|c| metric(&c[i])).collect();
+                let s = Stats::of(&v).ok()?;
+                Some((curves[0][i].rank, s.min, s.median, s.max))
+            })
+            .collect()
+    };
+    // The scale follows the ranks below full: at r = d the key methods
+    // are exact up to rounding, which would squeeze the rest into a
+    // sliver; those points are drawn at the bottom edge.
+    let positive = r
+        .heads
+        .iter()
+        .flat_map(|h| {
+            h.curves.iter().flat_map(|c| {
+                let p = &c.held_out.points;
+                p[..p.len().saturating_sub(1)].iter().map(metric)
+            })
+        })
+        .filter(|&x| x > 0.0);
+    let smallest = positive.clone().fold(bound, f64::min);
+    let largest = positive.fold(bound, f64::max);
+    let floor = 10f64.powf(smallest.log10().floor() - 1.0).max(1e-17);
+    let ceil = 10f64.powf(largest.log10().ceil()).max(floor * 10.0);
+    let clamp = |x: f64| x.clamp(floor, ceil);
+    let cols = layers.len().clamp(1, 3);
+    let rows = layers.len().div_ceil(cols).max(1);
+    let (w, h) = (470 * cols as u32, 340 * rows as u32 + 50);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let root = root.titled(title, ("sans-serif", 18)).map_err(plot_error)?;
+        let what = if use_output {
+            "output error"
+        } else {
+            "mean TV"
+        };
+        for (i, area) in root
+            .split_evenly((rows, cols))
+            .iter()
+            .enumerate()
+            .take(layers.len())
+        {
+            let l = layers[i];
+            let mut chart = ChartBuilder::on(area)
+                .caption(
+                    format!("layer {l}: held-out {what} (dashed: target {bound})"),
+                    ("sans-serif", 14),
+                )
+                .margin(8)
+                .x_label_area_size(30)
+                .y_label_area_size(52)
+                .build_cartesian_2d(1..top_rank, (floor..ceil).log_scale())
+                .map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("r")
+                .y_label_formatter(&|y| format!("{y:.0e}"))
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()
+                .map_err(plot_error)?;
+            for (mi, &method) in r.methods.iter().enumerate() {
+                let b = band(l, mi);
+                if b.is_empty() {
+                    continue;
+                }
+                let color = method_color(method);
+                let mut outline: Vec<(usize, f64)> =
+                    b.iter().map(|&(x, lo, _, _)| (x, clamp(lo))).collect();
+                outline.extend(b.iter().rev().map(|&(x, _, _, hi)| (x, clamp(hi))));
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, color.mix(0.12))))
+                    .map_err(plot_error)?;
+                let series = chart
+                    .draw_series(LineSeries::new(
+                        b.iter().map(|&(x, _, med, _)| (x, clamp(med))),
+                        color.stroke_width(2),
+                    ))
+                    .map_err(plot_error)?;
+                if i == 0 {
+                    series.label(method.name()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            chart
+                .draw_series(DashedLineSeries::new(
+                    [(1, bound), (top_rank, bound)],
+                    5,
+                    4,
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(plot_error)?;
+            if i == 0 {
+                chart
+                    .configure_series_labels()
+                    .position(SeriesLabelPosition::LowerLeft)
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(RGBColor(180, 180, 180))
+                    .label_font(("sans-serif", 11))
+                    .draw()
+                    .map_err(plot_error)?;
+            }
+        }
+        root.present().map_err(plot_error)?;
+    }
+    Ok(svg)
+}
