@@ -1,7 +1,14 @@
-//! `npy::read_stack::<f64>` and `::<f32>` on arbitrary files: either the raw
-//! fuzz bytes, or a well-formed `.npy` header (version 1/2/3, any of several
-//! dtypes, C or Fortran order, fuzzed shape including huge and zero
-//! dimensions) followed by a fuzzed payload.
+//! `npy::read_stack::<f64>` and `::<f32>`, `npy::file_precision`,
+//! `io::Tensor::open` (heads read from the file) and `io::Tensor::read`
+//! (a stream) on `.npy` files of three kinds: the raw fuzz bytes; a
+//! well-formed header (version 1/2/3, any of several dtypes, C or Fortran
+//! order, fuzzed shape including huge and zero dimensions) over a fuzzed
+//! payload; and a structure-aware hostile header (`hostile`): the header
+//! dictionary built from fuzzed entries — nested literals up to 64 deep,
+//! duplicate and unknown keys, list-valued, nested and string-valued
+//! shapes, `'shape': (…)` inside strings, either quote, missing braces —
+//! with a lying header length (short, long, 0, u16/u32 maxima), wrong
+//! padding, and a payload short of, equal to or beyond the shape's claim.
 //!
 //! Never panics; Ok ⇒ every value finite and the product of the shape equal
 //! to the data length.
@@ -107,6 +114,179 @@ fn well_formed(u: &mut Unstructured) -> Vec<u8> {
     out
 }
 
+/// A Python literal of at most `depth` levels of nesting.
+fn literal(u: &mut Unstructured, depth: u32) -> String {
+    let nest = depth > 0 && byte(u) < 96;
+    if nest {
+        let len = byte(u) % 4;
+        let inner: Vec<String> = (0..len).map(|_| literal(u, depth - 1)).collect();
+        return match byte(u) % 3 {
+            0 => format!("({})", inner.join(", ")),
+            1 => format!("[{}]", inner.join(", ")),
+            _ => format!(
+                "{{{}}}",
+                inner.iter().map(|v| format!("'k': {v}")).collect::<Vec<_>>().join(", ")
+            ),
+        };
+    }
+    match byte(u) % 9 {
+        0 => dim_value(u),
+        1 => "True".into(),
+        2 => "False".into(),
+        3 => "None".into(),
+        4 => format!("'{}'", DESCRS[(byte(u) as usize) % DESCRS.len()]),
+        5 => "\"'shape': (4294967296, 4294967296)\"".into(),
+        6 => format!("'{}'", "\\'".repeat(usize::from(byte(u) % 8))),
+        7 => "-".repeat(usize::from(byte(u) % 4)) + "1e400",
+        _ => String::new(),
+    }
+}
+
+/// A shape value: a tuple, a list, nested, a string, an integer, deep.
+fn shape_value(u: &mut Unstructured, dims: &mut Vec<String>) -> String {
+    let n = byte(u) % 6;
+    dims.clear();
+    dims.extend((0..n).map(|_| dim_value(u)));
+    let joined = dims.join(", ");
+    match byte(u) % 10 {
+        0..=4 => {
+            if n == 1 {
+                format!("({joined},)")
+            } else {
+                format!("({joined})")
+            }
+        }
+        5 => format!("[{joined}]"),
+        6 => format!("(({joined}),)"),
+        7 => format!("'({joined})'"),
+        8 => dim_value(u),
+        _ => {
+            let depth = 1 + u32::from(byte(u) % 64);
+            format!("{}{joined}{}", "(".repeat(depth as usize), ",)".repeat(depth as usize))
+        }
+    }
+}
+
+/// A structure-aware hostile `.npy` file (module docs).
+fn hostile(u: &mut Unstructured) -> Vec<u8> {
+    let version = match byte(u) % 8 {
+        0..=5 => 1 + byte(u) % 3,
+        6 => 0,
+        _ => 4,
+    };
+    let quote = if byte(u) < 200 { '\'' } else { '"' };
+    let key = |k: &str| format!("{quote}{k}{quote}");
+    let mut dims = Vec::new();
+    let mut entries: Vec<String> = Vec::new();
+    let mut descr = String::from("<f8");
+    for _ in 0..1 + byte(u) % 6 {
+        match byte(u) % 7 {
+            0 | 1 => {
+                descr = DESCRS[(byte(u) as usize) % DESCRS.len()].to_string();
+                entries.push(format!("{}: {quote}{descr}{quote}", key("descr")));
+            }
+            2 => {
+                let v = match byte(u) % 4 {
+                    0 => "True".to_string(),
+                    1 => "False".to_string(),
+                    _ => literal(u, 2),
+                };
+                entries.push(format!("{}: {v}", key("fortran_order")));
+            }
+            3 | 4 => {
+                let v = shape_value(u, &mut dims);
+                entries.push(format!("{}: {v}", key("shape")));
+            }
+            5 => {
+                let depth = u32::from(byte(u) % 65);
+                let v = literal(u, depth);
+                entries.push(format!("{}: {v}", key("extra")));
+            }
+            _ => {
+                let v = literal(u, 64);
+                entries.push(format!("{}: {v}", key("descr")));
+            }
+        }
+    }
+    let mut header = entries.join(", ");
+    if flag(u) {
+        header.push_str(", ");
+    }
+    let header = match byte(u) % 16 {
+        0 => header,
+        1 => format!("{{{header}"),
+        2 => format!("{header}}}"),
+        _ => format!("{{{header}}}"),
+    };
+    let mut header = header.into_bytes();
+    let prefix = if version == 1 { 10 } else { 12 };
+    if byte(u) < 220 {
+        while (prefix + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+    }
+    header.push(b'\n');
+    let true_len = header.len() as u64;
+    let claimed: u64 = match byte(u) % 12 {
+        0..=6 => true_len,
+        7 => true_len.saturating_sub(u64::from(1 + byte(u) % 16)),
+        8 => true_len + u64::from(1 + byte(u) % 16),
+        9 => 0,
+        10 => u64::from(u16::MAX),
+        _ => u64::from(u32::MAX),
+    };
+    let mut out = b"\x93NUMPY".to_vec();
+    out.push(version);
+    out.push(0);
+    if version == 1 {
+        out.extend_from_slice(&(claimed.min(u64::from(u16::MAX)) as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(claimed.min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    }
+    out.extend_from_slice(&header);
+    // The payload: the last shape's claim (when small) in bytes of the last
+    // descr's size, then short of it, beyond it, or raw.
+    let size: u64 = if descr.ends_with('8') {
+        8
+    } else if descr.ends_with('4') {
+        4
+    } else if descr.ends_with('2') {
+        2
+    } else {
+        1
+    };
+    let count = dims
+        .iter()
+        .map(|d| d.parse::<u64>().ok())
+        .try_fold(1u64, |acc, d| d.and_then(|d| acc.checked_mul(d)))
+        .and_then(|c| c.checked_mul(size));
+    let bytes = match (byte(u) % 4, count) {
+        (0 | 1, Some(c)) if c <= 1 << 15 => c,
+        (2, Some(c)) if c <= 1 << 15 => c.saturating_sub(u64::from(1 + byte(u) % 16)),
+        (3, Some(c)) if c <= 1 << 15 => c + u64::from(1 + byte(u) % 16),
+        _ => u.len().min(1 << 15) as u64,
+    };
+    for _ in 0..bytes {
+        out.push(byte(u));
+    }
+    out
+}
+
+fn check_tensor(t: attention_svd::Result<attention_svd::io::Tensor<f32>>) {
+    use attention_svd::HeadSource;
+    let Ok(t) = t else { return };
+    let [l, h, n, m] = t.shape();
+    assert!(l > 0 && h > 0 && n > 0 && m > 0, "empty shape in Ok");
+    for layer in 0..l.min(2) {
+        for head in 0..h.min(2) {
+            if let Ok(a) = t.head(layer, head) {
+                assert_eq!((a.nrows(), a.ncols()), (n, m));
+                assert!(a.iter().all(|x| x.is_finite()), "non-finite value in Ok head");
+            }
+        }
+    }
+}
+
 fn check<T: FuzzFloat>(r: attention_svd::Result<Stack<T>>, bytes: &[u8]) {
     let ctx = || format!("let bytes: &[u8] = &{bytes:?};");
     if let Ok(s) = r {
@@ -124,11 +304,13 @@ fn check<T: FuzzFloat>(r: attention_svd::Result<Stack<T>>, bytes: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    let bytes = if flag(&mut u) {
-        well_formed(&mut u)
-    } else {
-        let rest = u.len();
-        u.bytes(rest).unwrap_or(&[]).to_vec()
+    let bytes = match byte(&mut u) % 3 {
+        0 => well_formed(&mut u),
+        1 => hostile(&mut u),
+        _ => {
+            let rest = u.len();
+            u.bytes(rest).unwrap_or(&[]).to_vec()
+        }
     };
     if verbose() {
         eprintln!("file bytes ({}): {:?}", bytes.len(), bytes);
@@ -145,6 +327,14 @@ fuzz_target!(|data: &[u8]| {
     }
     check(read_stack::<f64>(&p), &bytes);
     check(read_stack::<f32>(&p), &bytes);
+    let _ = attention_svd::io::npy::file_precision(&p);
+    check_tensor(attention_svd::io::Tensor::open(&p, None));
+    check_tensor(attention_svd::io::Tensor::read(
+        "fuzz",
+        attention_svd::io::Format::Npy,
+        &mut bytes.as_slice(),
+        None,
+    ));
     let _ = std::fs::remove_file(&p);
 });
 
