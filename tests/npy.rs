@@ -46,7 +46,7 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
 }
 
 #[track_caller]
-fn file_problem(result: Result<Stack<f64>, Error>) -> String {
+fn file_problem<T: std::fmt::Debug>(result: Result<Stack<T>, Error>) -> String {
     match result {
         Err(Error::File { path, problem }) => {
             assert!(
@@ -292,8 +292,46 @@ fn overflowing_shapes_in_the_header_do_not_panic() {
     ] {
         let p = write(name, &npy_bytes("<f8", false, &shape, &[]));
         let problem = file_problem(npy::read_stack::<f64>(&p));
-        assert!(problem.contains("more elements"), "{name}: {problem}");
+        // An array with a zero dimension is called empty, not huge.
+        let expected = if shape.contains(&0) {
+            "empty array"
+        } else {
+            "more elements"
+        };
+        assert!(problem.contains(expected), "{name}: {problem}");
         std::fs::remove_file(p).ok();
+    }
+}
+
+/// Narrowing a file's values to f32 never flushes a nonzero value to 0:
+/// 4e-201 in an f64 file is an error naming its index (the sibling of
+/// `Stack::cast`'s underflow check), while 1e-40 (subnormal in f32, not 0)
+/// is kept.
+#[test]
+fn values_underflowing_the_target_type_are_named() {
+    let payload: Vec<u8> = [0.5f64, 0.25, 4e-201, 0.25]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let p = write("f8_tiny.npy", &npy_bytes("<f8", false, &[2, 2], &payload));
+    assert!(npy::read_stack::<f64>(&p).is_ok());
+    let problem = file_problem(npy::read_stack::<f32>(&p));
+    assert!(
+        problem.contains("underflows to 0 in f32") && problem.contains("[1, 0]"),
+        "{problem}"
+    );
+    let payload: Vec<u8> = [0.5f64, 0.25, 1e-40, 0.25]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let q = write(
+        "f8_subnormal.npy",
+        &npy_bytes("<f8", false, &[2, 2], &payload),
+    );
+    let s = npy::read_stack::<f32>(&q).expect("representable in f32");
+    assert!(s.as_slice()[2] > 0.0);
+    for f in [p, q] {
+        std::fs::remove_file(f).ok();
     }
 }
 

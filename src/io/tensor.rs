@@ -320,18 +320,18 @@ fn dims_of(label: &str, shape: &[usize]) -> Result<([usize; 5], bool)> {
             ),
         ));
     }
-    let nonzero = shape
+    // An empty array is that, however large its other dimensions.
+    if shape.contains(&0) {
+        return Err(file_error(label, format!("empty array of shape {shape:?}")));
+    }
+    let count = shape
         .iter()
-        .filter(|&&d| d != 0)
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64));
-    if nonzero.is_none_or(|c| c > 1 << 48) {
+    if count.is_none_or(|c| c > 1 << 48) {
         return Err(file_error(
             label,
             format!("shape {shape:?} has more elements than this machine can address"),
         ));
-    }
-    if shape.contains(&0) {
-        return Err(file_error(label, format!("empty array of shape {shape:?}")));
     }
     let mut dims = [1usize; 5];
     dims[5 - shape.len()..].copy_from_slice(shape);
@@ -797,6 +797,18 @@ impl<T: Scalar> HeadSource for Tensor<T> {
                         format!("non-finite value at index {index:?}")
                     };
                     return Err(file_error(&s.label, problem));
+                }
+                if v == T::zero() && x != 0.0 {
+                    // Narrowing never flushes silently (the resource policy).
+                    let full = [self.entry, layer, head, i, j];
+                    let index = &full[5 - s.rank..];
+                    return Err(file_error(
+                        &s.label,
+                        format!(
+                            "value {x:e} at index {index:?} underflows to 0 in {}",
+                            T::NAME
+                        ),
+                    ));
                 }
                 out[(i, j)] = v;
             }
