@@ -283,6 +283,60 @@ mod outputs {
         }
         let (code, _, err) = run(&["analyze", "--json", "/nonexistent/dir/r.json"]);
         assert_eq!(code, 4, "{err}");
+        assert!(
+            err.contains("/nonexistent/dir/r.json"),
+            "the path is named: {err}"
+        );
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// Every positional input is analysed (none silently dropped).
+    #[test]
+    fn every_positional_input_is_analysed() {
+        let (code, out, err) = run(&[
+            "analyze",
+            "data/minilm/lighthouse_n16.json",
+            "data/minilm/bread_n64.json",
+            "--layers-only",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("2 prompts (n = 16, 64)"), "{out}");
+    }
+
+    /// A FIFO named like a sidecar in an input folder is never opened (it
+    /// would block): the folder has no exports, said at once, exit 3.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_an_input_folder_does_not_hang() {
+        let dir =
+            std::env::temp_dir().join(format!("attention_svd_cli_fifo_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("a.json");
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo unavailable: skipped");
+            return;
+        }
+        let mut child = Command::new(BIN)
+            .args(["analyze", dir.to_str().unwrap()])
+            .current_dir(ROOT)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break Some(s);
+            }
+            if start.elapsed() > std::time::Duration::from_secs(30) {
+                child.kill().ok();
+                break None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        std::fs::remove_dir_all(&dir).ok();
+        let status = status.expect("the tool hung on a FIFO");
+        assert_eq!(status.code(), Some(3));
     }
 }

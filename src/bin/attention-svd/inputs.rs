@@ -231,13 +231,32 @@ pub fn resolve(args: &InputArgs) -> Result<Vec<Job>, Failure> {
 }
 
 /// Whether a JSON file looks like an export sidecar (cheap check on its start).
+/// Whether `p` is a regular file whose first 4 KiB mark it as an export
+/// (a FIFO or device is never opened here: it could block or never end).
 fn is_export(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| {
-            let head = String::from_utf8_lossy(&b[..b.len().min(4096)]).into_owned();
-            head.contains("attention-svd-export")
+    use std::io::Read;
+    if !p.is_file() {
+        return false;
+    }
+    let mut head = Vec::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(4096).read_to_end(&mut head))
+        .is_ok()
+        && String::from_utf8_lossy(&head).contains("attention-svd-export")
+}
+
+/// A regular file's text, at most [`MAX_SIDECAR`](attention_svd::io::MAX_SIDECAR)
+/// bytes of it.
+fn bounded_text(p: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .and_then(|f| {
+            f.take(attention_svd::io::MAX_SIDECAR)
+                .read_to_string(&mut text)
         })
-        .unwrap_or(false)
+        .ok()?;
+    Some(text)
 }
 
 fn file_stem(p: &Path) -> String {
@@ -392,7 +411,7 @@ fn sidecar_naming(file: &Path) -> Option<PathBuf> {
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "json") && is_export(p))
-        .filter(|p| std::fs::read_to_string(p).is_ok_and(|s| s.contains(&format!("\"{name}\""))))
+        .filter(|p| bounded_text(p).is_some_and(|s| s.contains(&format!("\"{name}\""))))
         .collect();
     found.sort();
     found.into_iter().next()

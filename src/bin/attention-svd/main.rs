@@ -338,8 +338,7 @@ fn sweep(out: &mut impl Write, s: SweepArgs) -> Result<(), Stop> {
 fn merge(out: &mut impl Write, m: MergeArgs) -> Result<(), Stop> {
     let mut reports = Vec::with_capacity(m.reports.len());
     for path in &m.reports {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Failure::input(format!("{}: cannot read: {e}", path.display())))?;
+        let text = read_report(path)?;
         let r: Report = serde_json::from_str(&text).map_err(|e| {
             Failure::input(format!(
                 "{}: not a report written with --json: {e}",
@@ -354,6 +353,30 @@ fn merge(out: &mut impl Write, m: MergeArgs) -> Result<(), Stop> {
         print::sweeps(out, &report)?;
     }
     write_outputs(out, &report, &m.output)
+}
+
+/// The largest report `merge` reads (a report of every singular value of
+/// a 32 × 32-head model at n = 4096 is about 100 MB).
+const MAX_REPORT: u64 = 1 << 30;
+
+/// A report's text, read within [`MAX_REPORT`] bytes (a pipe is read as
+/// its data arrives; an endless one is cut off with an error).
+fn read_report(path: &Path) -> Result<String, Failure> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| Failure::input(format!("{}: cannot read: {e}", path.display()));
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(fail)?
+        .take(MAX_REPORT + 1)
+        .read_to_string(&mut text)
+        .map_err(fail)?;
+    if text.len() as u64 > MAX_REPORT {
+        return Err(Failure::input(format!(
+            "{}: larger than {MAX_REPORT} bytes, the largest report merge reads",
+            path.display()
+        )));
+    }
+    Ok(text)
 }
 
 /// Creates `path`'s file with `write`, naming the path in any error.
