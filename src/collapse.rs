@@ -386,8 +386,10 @@ pub struct DepthCollapse {
 ///
 /// # Errors
 ///
-/// [`Error::NotSquare`] if the matrices are not square; the errors of
-/// [`rank_collapse`] and of the SVD.
+/// [`Error::NotSquare`] if the matrices are not square; the errors of the
+/// source, of [`rank_collapse`] and of the SVD, wrapped in
+/// [`Error::AtHead`] for a per-head product and in [`Error::AtLayer`] for
+/// the head average and the rollout.
 ///
 /// # Examples
 ///
@@ -418,8 +420,16 @@ pub fn collapse_across_layers<S: HeadSource>(
         let mut p = DMatrix::<S::Elem>::identity(n, n);
         (0..layers)
             .map(|layer| {
-                p = product(&source.head(layer, t)?, &p);
-                rank_collapse(&p, backend)
+                let at = |e: Error| e.at_head(layer, t);
+                p = product(&source.head(layer, t).map_err(at)?, &p);
+                if p.iter().any(|x| !x.finite()) {
+                    // Finite inputs whose product is not (only possible far
+                    // from row-stochastic).
+                    return Err(at(Error::Overflow {
+                        what: "attention product",
+                    }));
+                }
+                rank_collapse(&p, backend).map_err(at)
             })
             .collect()
     })?;
@@ -429,17 +439,23 @@ pub fn collapse_across_layers<S: HeadSource>(
     let (mut avg_product, mut roll) = (eye.clone(), eye.clone());
     let mut out = Vec::with_capacity(layers);
     for layer in 0..layers {
-        let avg = head_average(source, layer)?;
+        let at = |e: Error| e.at_layer(layer);
+        let avg = head_average(source, layer).map_err(at)?;
         avg_product = product(&avg, &avg_product);
         roll = product(&(avg * half + &eye * half), &roll);
+        if avg_product.iter().any(|x| !x.finite()) {
+            return Err(at(Error::Overflow {
+                what: "head-averaged attention product",
+            }));
+        }
         if roll.iter().any(|x| !x.finite()) {
-            return Err(Error::Overflow { what: "rollout" });
+            return Err(at(Error::Overflow { what: "rollout" }));
         }
         out.push(DepthCollapse {
             depth: layer + 1,
             per_head: per_head.iter().map(|c| c[layer]).collect(),
-            head_average: rank_collapse(&avg_product, backend)?,
-            rollout: rank_collapse(&roll, backend)?,
+            head_average: rank_collapse(&avg_product, backend).map_err(at)?,
+            rollout: rank_collapse(&roll, backend).map_err(at)?,
         });
     }
     Ok(out)

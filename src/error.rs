@@ -267,6 +267,14 @@ pub enum Error {
         /// The error for that head's matrix.
         source: Box<Error>,
     },
+    /// An error in one layer of a stack, in a quantity of the whole layer
+    /// (the head average, the rollout) rather than of one head.
+    AtLayer {
+        /// The layer.
+        layer: usize,
+        /// The error for that layer.
+        source: Box<Error>,
+    },
     /// Any other parameter outside its domain.
     InvalidParameter {
         /// Which parameter.
@@ -356,6 +364,7 @@ impl fmt::Display for Error {
                 head,
                 source,
             } => write!(f, "layer {layer}, head {head}: {source}"),
+            Error::AtLayer { layer, source } => write!(f, "layer {layer}: {source}"),
             Error::InvalidParameter { name, reason } => {
                 write!(f, "invalid parameter `{name}`: {reason}")
             }
@@ -376,12 +385,24 @@ impl Error {
             },
         }
     }
+
+    /// This error, wrapped with the layer it happened in (kept as is if it
+    /// already names a layer).
+    pub(crate) fn at_layer(self, layer: usize) -> Error {
+        match self {
+            e @ (Error::AtHead { .. } | Error::AtLayer { .. }) => e,
+            e => Error::AtLayer {
+                layer,
+                source: Box::new(e),
+            },
+        }
+    }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::AtHead { source, .. } => Some(source.as_ref()),
+            Error::AtHead { source, .. } | Error::AtLayer { source, .. } => Some(source.as_ref()),
             _ => None,
         }
     }

@@ -157,3 +157,35 @@ fn messages_are_precise() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Errors of a stack-wide computation name where they happened: a per-head
+/// product that overflows names its (layer, head); the head average and the
+/// rollout name their layer.
+#[test]
+fn collapse_errors_name_layer_and_head() {
+    use attention_svd::collapse::collapse_across_layers;
+    let s = Stack::new([2, 1, 4, 4], vec![1e300_f64; 32]).unwrap();
+    match collapse_across_layers(&s, Backend::Auto).unwrap_err() {
+        Error::AtHead {
+            layer: 1,
+            head: 0,
+            source,
+        } => assert!(matches!(*source, Error::Overflow { .. }), "{source:?}"),
+        other => panic!("{other:?}"),
+    }
+    // Per-head products that vanish (diag(M,0)·diag(0,M) = 0) while the
+    // head averages multiply to M²/4: the layer is named, not a head.
+    let m = 1e300_f64;
+    #[rustfmt::skip]
+    let v = vec![
+        m, 0.0, 0.0, 0.0,   0.0, 0.0, 0.0, m, // layer 0: heads diag(M, 0), diag(0, M)
+        0.0, 0.0, 0.0, m,   m, 0.0, 0.0, 0.0, // layer 1: heads diag(0, M), diag(M, 0)
+    ];
+    let s = Stack::new([2, 2, 2, 2], v).unwrap();
+    let e = collapse_across_layers(&s, Backend::Auto).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("layer 1: head-averaged attention product overflows"),
+        "{e}"
+    );
+}

@@ -290,6 +290,51 @@ mod outputs {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    /// An error inside the analysis names the file, the layer and the
+    /// head: two layers of 1e300 overflow in their product (collapse).
+    #[test]
+    fn analysis_errors_name_the_file_layer_and_head() {
+        use attention_svd::Stack;
+        use attention_svd::io::npy;
+        let p =
+            std::env::temp_dir().join(format!("attention_svd_cli_huge_{}.npy", std::process::id()));
+        npy::write_stack(&p, &Stack::new([2, 1, 4, 4], vec![1e300_f64; 32]).unwrap()).unwrap();
+        let (code, out, err) = run(&["analyze", p.to_str().unwrap()]);
+        std::fs::remove_file(&p).ok();
+        assert_eq!(code, 1, "{err}");
+        assert!(out.is_empty(), "{out}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(p.to_str().unwrap())
+                && err.contains("layer 1, head 0")
+                && err.contains("overflows"),
+            "{err}"
+        );
+    }
+
+    /// A FIFO given as the input file is opened once and read as its data
+    /// arrives.
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_as_the_input_file_is_read_once() {
+        let fifo =
+            std::env::temp_dir().join(format!("attention_svd_cli_fifo_{}.npy", std::process::id()));
+        std::fs::remove_file(&fifo).ok();
+        let made = Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("mkfifo unavailable: skipped");
+            return;
+        }
+        let bytes = std::fs::read(format!("{ROOT}/data/minilm/lighthouse_n16_attn.npy")).unwrap();
+        let path = fifo.clone();
+        let writer = std::thread::spawn(move || std::fs::write(path, bytes));
+        let (code, out, err) = run(&["analyze", fifo.to_str().unwrap(), "--layers-only"]);
+        writer.join().unwrap().unwrap();
+        std::fs::remove_file(&fifo).ok();
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("16 tokens"), "{out}");
+    }
+
     /// Every positional input is analysed (none silently dropped).
     #[test]
     fn every_positional_input_is_analysed() {

@@ -344,3 +344,149 @@ fn stack_shape_overflow_is_an_error() {
     let one = nalgebra::DMatrix::<f64>::zeros(1, 1);
     assert!(Stack::from_matrices(2, usize::MAX, &[one]).is_err());
 }
+
+/// A `.npy` file whose header text is `header` verbatim (format `version`,
+/// its length field as given), followed by `payload`.
+fn raw_npy(version: u8, len_field: u32, header: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = b"\x93NUMPY".to_vec();
+    out.extend_from_slice(&[version, 0]);
+    if version == 1 {
+        out.extend_from_slice(&(len_field as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&len_field.to_le_bytes());
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Headers built to cost time or memory, or to slip a huge shape past a
+/// pre-check (issue: bounded under hostile input), are refused at once by
+/// both entry points that read a header, with a message of bounded length
+/// that says what is wrong.
+#[test]
+fn hostile_headers_are_refused_quickly_with_a_short_message() {
+    let deep = |d: usize| format!("{}1{}", "[".repeat(d), "]".repeat(d));
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "nested_value",
+            format!(
+                "{{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), 'x': {}}}",
+                deep(20)
+            ),
+            "unknown key",
+        ),
+        (
+            "nested_shape",
+            format!(
+                "{{'descr': '<f8', 'fortran_order': False, 'shape': {}}}",
+                deep(4000)
+            ),
+            "shape",
+        ),
+        (
+            "list_shape",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': [4294967296, 4294967296]}".into(),
+            "shape",
+        ),
+        (
+            "shape_in_a_string",
+            "{'descr': \"<f8', 'shape': (1,)\", 'fortran_order': False, \
+             'shape': (4294967296, 4294967296)}"
+                .into(),
+            "unsupported dtype",
+        ),
+        (
+            "long_descr",
+            format!(
+                "{{'descr': '<{}', 'fortran_order': False, 'shape': (2, 2)}}",
+                "x".repeat(60_000)
+            ),
+            "unsupported dtype",
+        ),
+        (
+            "duplicate_shape",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), \
+             'shape': (4294967296, 4294967296)}"
+                .into(),
+            "twice",
+        ),
+        (
+            "second_dict",
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2)} \
+             {'shape': (4294967296,)}"
+                .into(),
+            "after the dict",
+        ),
+    ];
+    for (name, header, expected) in cases {
+        let p = write(
+            &format!("{name}.npy"),
+            &raw_npy(1, header.len() as u32, &header, &[0u8; 32]),
+        );
+        let started = std::time::Instant::now();
+        let problem = file_problem(npy::read_stack::<f64>(&p));
+        let precision = npy::file_precision(&p);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{name}: {:?}",
+            started.elapsed()
+        );
+        assert!(problem.contains(expected), "{name}: {problem}");
+        assert!(problem.len() < 400, "{name}: {} bytes", problem.len());
+        assert!(
+            matches!(precision, Err(Error::File { .. })),
+            "{name}: {precision:?}"
+        );
+        std::fs::remove_file(p).ok();
+    }
+}
+
+/// A header length field of 4 GiB (format 2) is refused from the 12-byte
+/// preamble by `file_precision` as by `read_stack`, before any read of
+/// that length.
+#[test]
+fn a_huge_header_length_is_refused_before_reading() {
+    let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1), }\n";
+    let p = write("len4g.npy", &raw_npy(2, u32::MAX, header, &[0u8; 8]));
+    for problem in [
+        file_problem(npy::read_stack::<f64>(&p)),
+        match npy::file_precision(&p) {
+            Err(Error::File { problem, .. }) => problem,
+            other => panic!("{other:?}"),
+        },
+    ] {
+        assert!(problem.contains("larger than the 65536"), "{problem}");
+    }
+    std::fs::remove_file(p).ok();
+}
+
+/// An honest header over a sparse 1 TiB file: opening it costs nothing
+/// (only the header is read), and reading it whole is an error, not an
+/// abort of the process.
+#[test]
+fn a_sparse_terabyte_file_is_an_error_not_an_abort() {
+    use attention_svd::HeadSource;
+    use attention_svd::io::Tensor;
+    let shape = [1usize << 19, 1 << 18]; // 2^37 f64 values = 1 TiB
+    let mut bytes = npy_bytes("<f8", false, &shape, &[]);
+    let header_len = bytes.len() as u64;
+    bytes.truncate(header_len as usize);
+    let p = write("sparse_tib.npy", &bytes);
+    let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+    if f.set_len(header_len + (1u64 << 40)).is_err() {
+        // A file system without sparse files of this size: nothing to test.
+        std::fs::remove_file(p).ok();
+        return;
+    }
+    drop(f);
+    let t = Tensor::<f64>::open(&p, None).expect("the header is honest");
+    assert_eq!(t.shape(), [1, 1, 1 << 19, 1 << 18]);
+    let problem = file_problem(npy::read_stack::<f64>(&p));
+    assert!(
+        problem.contains("more elements") || problem.contains("out of memory"),
+        "{problem}"
+    );
+    assert!(matches!(t.head(0, 0), Err(Error::File { .. })));
+    std::fs::remove_file(p).ok();
+}

@@ -22,10 +22,13 @@
 //! Time and memory stay bounded by the bytes actually given, whatever a
 //! header claims:
 //!
-//! - a file is opened once; its header is parsed by this crate with hard
-//!   caps ([`npy::MAX_HEADER`] bytes for `.npy`, 100 MB for a safetensors
-//!   header as in the reference implementation, [`MAX_SIDECAR`] for a
-//!   sidecar);
+//! - a file is opened once (a FIFO or a pipe works as a file does); its
+//!   header is parsed by this crate with hard caps ([`npy::MAX_HEADER`]
+//!   bytes for `.npy`, 100 MB for a safetensors header as in the reference
+//!   implementation, [`MAX_SIDECAR`] for a sidecar), and the `.npy` parser
+//!   reads its header once, left to right, without backtracking or
+//!   recursion, so its time is linear in the header's length and nesting
+//!   costs nothing;
 //! - element counts are multiplied with overflow checks, and the data a
 //!   header promises is checked against the file's length *before*
 //!   anything is allocated for it;
@@ -35,8 +38,13 @@
 //!   a pipe is read as its data arrives, in
 //!   chunks of at most 16 MiB, so a lying header costs nothing before the
 //!   data is there;
-//! - every value is checked as it is converted: NaN, ±∞ and values outside
-//!   the target type's range are errors naming the index;
+//! - every buffer whose size a header sets is reserved fallibly, so a
+//!   request the machine cannot meet is an [`Error::File`], not an abort;
+//! - every value is checked as it is converted: NaN, ±∞, values outside
+//!   the target type's range and nonzero values that would underflow to 0
+//!   in it are errors naming the index (an error rather than a counted
+//!   flush: a zero that was not in the file changes ranks and spectra, and
+//!   f64 arithmetic reads such a file exactly);
 //! - array paths in a sidecar must stay inside its folder.
 //!
 //! Every problem with a file is an [`Error::File`]

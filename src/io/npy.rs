@@ -153,6 +153,12 @@ pub(crate) fn parse_header(path: &str, version: u8, text: &[u8]) -> Result<Heade
             return Err(bad("no ',' between entries"));
         }
     }
+    // NumPy pads the dict with spaces and a newline; anything else after
+    // it is not a header this crate understands.
+    p.ws();
+    if p.peek().is_some() {
+        return Err(bad("text after the dict"));
+    }
     let (Some(descr), Some(fortran), Some(shape)) = (descr, fortran, shape) else {
         return Err(bad("descr, fortran_order and shape are all required"));
     };
@@ -166,14 +172,23 @@ pub(crate) fn parse_header(path: &str, version: u8, text: &[u8]) -> Result<Heade
 }
 
 fn parse_descr(path: &str, descr: &str) -> Result<Dtype> {
-    let (order, kind) = descr.split_at(descr.len().min(1));
+    // Quoted within a bound; split on a char boundary (the first char may
+    // be any UTF-8).
+    let mut shown: String = descr.chars().take(24).collect();
+    if descr.chars().nth(24).is_some() {
+        shown.push('…');
+    }
+    let (order, kind) = match descr.chars().next() {
+        Some(c) => descr.split_at(c.len_utf8()),
+        None => ("", ""),
+    };
     let endian = match order {
         "<" | "=" | "|" => Endian::Little,
         ">" => Endian::Big,
         _ => {
             return Err(file_error(
                 path,
-                format!("unsupported dtype {descr:?}: expected float16, float32 or float64"),
+                format!("unsupported dtype {shown:?}: expected float16, float32 or float64"),
             ));
         }
     };
@@ -185,7 +200,7 @@ fn parse_descr(path: &str, descr: &str) -> Result<Dtype> {
             return Err(file_error(
                 path,
                 format!(
-                    "unsupported dtype {descr:?}: expected float16, float32 or float64 \
+                    "unsupported dtype {shown:?}: expected float16, float32 or float64 \
                      (bfloat16 arrays go in .safetensors files)"
                 ),
             ));
@@ -432,6 +447,10 @@ mod tests {
             "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}",
             "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (1 << 40,)}",
             "{'descr': '<f4', 'shape': (2,), 'fortran_order': False, 'shape': (2,)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), } {'x': 1}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }\n\0",
+            "{'descr': 'é8', 'fortran_order': False, 'shape': (2,)}",
+            "{'descr': 'é', 'fortran_order': False, 'shape': (2,)}",
         ] {
             assert!(header(bad).is_err(), "{bad}");
         }

@@ -779,7 +779,16 @@ impl<T: Scalar> HeadSource for Tensor<T> {
         }
         let bytes = self.head_bytes(layer, head)?;
         let size = s.dtype.size();
-        let mut out = DMatrix::<T>::zeros(self.rows, self.cols);
+        let len = self.rows * self.cols;
+        let mut values: Vec<T> = Vec::new();
+        values.try_reserve_exact(len).map_err(|_| {
+            file_error(
+                &s.label,
+                format!("out of memory for a head of {len} values"),
+            )
+        })?;
+        values.resize(len, T::zero());
+        let mut out = DMatrix::<T>::from_vec(self.rows, self.cols, values);
         for i in 0..self.rows {
             for j in 0..self.cols {
                 let at = (i * m + j) * size;

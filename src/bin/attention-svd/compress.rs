@@ -145,7 +145,13 @@ pub fn run(out: &mut impl Write, a: &CompressArgs, backend: Backend) -> Result<(
     if !s_cal.kv_group.is_empty() {
         model = model.kv_group(s_cal.kv_group.clone())?;
     }
-    let report = model_fidelity(&model, &Method::ALL, target, backend)?;
+    let sources = format!(
+        "calibrated on {}, evaluated on {}",
+        list(&calibrate),
+        list(&evaluate)
+    );
+    let report =
+        model_fidelity(&model, &Method::ALL, target, backend).map_err(crate::of_input(&sources))?;
     print(
         out,
         &report,
@@ -284,4 +290,13 @@ fn print(
         writeln!(out)?;
     }
     Ok(())
+}
+
+/// Paths for a message, joined with commas.
+fn list(paths: &[std::path::PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -79,6 +79,19 @@ impl From<Error> for Failure {
     }
 }
 
+/// Maps an error met while analysing `input` to a failure that names it
+/// (a file error names its file already).
+pub fn of_input(input: &str) -> impl Fn(Error) -> Failure + '_ {
+    move |e| {
+        let f = Failure::from(e);
+        if f.code == 3 {
+            f
+        } else {
+            Failure::new(f.code, format!("{input}: {}", f.message))
+        }
+    }
+}
+
 /// stdout closed by the reader (`| head`): not an error.
 struct ClosedPipe;
 
@@ -245,23 +258,26 @@ fn run_jobs(
     for job in jobs {
         progress.message(job.name.clone());
         let p = params.data_precision(job.data_precision());
+        let named = of_input(&job.source);
         let qk_model = match &job.qk {
-            Some(qk) => Some(qk.attention()?),
+            Some(qk) => Some(qk.attention().map_err(&named)?),
             None => None,
         };
         let (spectra, collapse_result) = match (&job.attention, &qk_model) {
             (Attention::File(t), _) => {
-                let s = analyze_with(t, p, &tick)?;
+                let s = analyze_with(t, p, &tick).map_err(&named)?;
                 let c = wants_collapse(collapse, whole, s.shape)
                     .then(|| collapse_across_layers(t, backend))
-                    .transpose()?;
+                    .transpose()
+                    .map_err(&named)?;
                 (s, c)
             }
             (Attention::FromQk, Some(a)) => {
-                let s = analyze_with(a, p, &tick)?;
+                let s = analyze_with(a, p, &tick).map_err(&named)?;
                 let c = wants_collapse(collapse, whole, s.shape)
                     .then(|| collapse_across_layers(a, backend))
-                    .transpose()?;
+                    .transpose()
+                    .map_err(&named)?;
                 (s, c)
             }
             (Attention::FromQk, None) => unreachable!("FromQk jobs carry queries and keys"),
@@ -279,7 +295,7 @@ fn run_jobs(
             ));
         }
         let sweep = match (temperatures, &qk_model) {
-            (Some(t), Some(a)) => Some(model_sweep(a, t, backend)?),
+            (Some(t), Some(a)) => Some(model_sweep(a, t, backend).map_err(&named)?),
             (Some(_), None) => {
                 return Err(Failure::usage(format!(
                     "{}: the sweep needs queries and keys (an export with q and k, or --q/--k)",
