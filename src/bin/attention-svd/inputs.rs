@@ -230,7 +230,6 @@ pub fn resolve(args: &InputArgs) -> Result<Vec<Job>, Failure> {
     Ok(jobs)
 }
 
-/// Whether a JSON file looks like an export sidecar (cheap check on its start).
 /// Whether `p` is a regular file whose first 4 KiB mark it as an export
 /// (a FIFO or device is never opened here: it could block or never end).
 fn is_export(p: &Path) -> bool {
