@@ -1,7 +1,11 @@
 //! `io::Tensor::read` on `.npy` and `.safetensors` streams (raw fuzz bytes,
 //! or a well-formed safetensors header with fuzzed dtypes, shapes and
-//! offsets over a fuzzed payload), and `io::Export::open` on fuzzed
-//! sidecars (a valid one with one field replaced, or raw bytes).
+//! offsets over a fuzzed payload), `io::Tensor::open` on `.npz` archives
+//! (a zip of one to three stored or deflated members holding a small `.npy`
+//! or raw bytes, then up to eight fuzzed bytes overwritten anywhere: sizes,
+//! offsets, methods and names of the local and central headers lie), and
+//! `io::Export::open` on fuzzed sidecars (a valid one with one field
+//! replaced, or raw bytes).
 //!
 //! Never panics; Ok ⇒ the shape is positive, every head reads without a
 //! panic, and every value of a head read is finite.
@@ -84,11 +88,66 @@ fn check(t: attention_svd::Result<Tensor<f64>>) {
     }
 }
 
+/// A small well-formed float `.npy` (shape a×b, fuzzed values) or raw bytes.
+fn npy_member(u: &mut Unstructured) -> Vec<u8> {
+    if byte(u) < 40 {
+        let len = usize::from(byte(u));
+        return u.bytes(len.min(u.len())).unwrap_or(&[]).to_vec();
+    }
+    let (a, b) = (1 + byte(u) % 4, 1 + byte(u) % 4);
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({a}, {b}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for _ in 0..a * b {
+        out.extend_from_slice(&float::<f64>(u).to_le_bytes());
+    }
+    out
+}
+
+/// A `.npz` archive of fuzzed members, then bytes overwritten (module docs).
+fn npz(u: &mut Unstructured) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for t in 0..1 + byte(u) % 3 {
+        let method = if flag(u) {
+            zip::CompressionMethod::Stored
+        } else {
+            zip::CompressionMethod::Deflated
+        };
+        let name = match byte(u) % 4 {
+            0 => format!("t{t}"),
+            _ => format!("t{t}.npy"),
+        };
+        let member = npy_member(u);
+        let ok = w
+            .start_file(name, SimpleFileOptions::default().compression_method(method))
+            .is_ok()
+            && w.write_all(&member).is_ok();
+        if !ok {
+            break;
+        }
+    }
+    let mut bytes = w.finish().map(|c| c.into_inner()).unwrap_or_default();
+    for _ in 0..byte(u) % 9 {
+        if bytes.is_empty() {
+            break;
+        }
+        let at = u.arbitrary::<u16>().unwrap_or(0) as usize % bytes.len();
+        bytes[at] = byte(u);
+    }
+    bytes
+}
+
 const SIDECAR: &str = include_str!("../../data/minilm/lighthouse_n16.json");
 
 fuzz_target!(|data: &[u8]| {
     let mut u = Unstructured::new(data);
-    match byte(&mut u) % 3 {
+    match byte(&mut u) % 4 {
         0 => {
             let bytes = safetensors(&mut u);
             let name = format!("t{}", byte(&mut u) % 3);
@@ -100,6 +159,25 @@ fuzz_target!(|data: &[u8]| {
             let bytes = u.bytes(rest).unwrap_or(&[]).to_vec();
             let format = if bytes.first() == Some(&0x93) { Format::Npy } else { Format::Safetensors };
             check(Tensor::read("fuzz", format, &mut bytes.as_slice(), None));
+        }
+        2 => {
+            let raw = flag(&mut u);
+            let bytes = if raw {
+                let rest = u.len();
+                u.bytes(rest).unwrap_or(&[]).to_vec()
+            } else {
+                npz(&mut u)
+            };
+            let name = match byte(&mut u) % 4 {
+                0 => None,
+                1 => Some("t1.npy"),
+                _ => Some("t0"),
+            };
+            let p = std::env::temp_dir()
+                .join(format!("attention_svd_fuzz_io_{}.npz", std::process::id()));
+            std::fs::write(&p, &bytes).expect("write");
+            check(Tensor::open(&p, name));
+            let _ = std::fs::remove_file(&p);
         }
         _ => {
             let dir = std::env::temp_dir().join(format!("attention_svd_fuzz_io_{}", std::process::id()));
