@@ -47,6 +47,12 @@ mod usage {
         assert!(err.contains("--mask must be"), "{err}");
         let (code, _, err) = run(&["analyze", "--input", "nope"]);
         assert_eq!(code, 2, "{err}");
+        let (code, _, err) = run(&["compress", "--max-output-error", "2"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("--max-output-error 2") && err.contains("(0, 1)"),
+            "{err}"
+        );
     }
 }
 

@@ -112,7 +112,16 @@ pub fn run(out: &mut impl Write, a: &CompressArgs, backend: Backend) -> Result<(
         (Some(tv), None) => Target::mean_tv(tv),
         (None, o) => Target::output_error(o.unwrap_or(0.01)),
     }
-    .map_err(|e| Failure::usage(format!("the fidelity target: {e}")))?;
+    .map_err(|e| {
+        let given: Vec<String> = [
+            ("--max-mean-tv", a.max_mean_tv),
+            ("--max-output-error", a.max_output_error),
+        ]
+        .iter()
+        .filter_map(|(flag, v)| v.map(|v| format!("{flag} {v}")))
+        .collect();
+        Failure::usage(format!("the fidelity target ({}): {e}", given.join(", ")))
+    })?;
     let calibrate = if a.calibrate.is_empty() {
         vec![shipped(&a.data, "bread_n64")?]
     } else {
