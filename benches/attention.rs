@@ -8,7 +8,12 @@
 //! - `attention/softmax_rows`: [`softmax_rows`] alone, on the precomputed
 //!   n×n logits QKᵀ/√d.
 //!
-//! Both run at n ∈ {64, 256, 1024} with the masks `none`, `causal` and
+//! - `attention/into`: [`scaled_dot_product`] (`fresh-…`, a new n×n result
+//!   per call) against [`scaled_dot_product_into`] (`into-…`, one buffer
+//!   reused), unmasked and causal, at n ∈ {1024, 2048}: what the fresh
+//!   result's allocation and first-touch page faults cost.
+//!
+//! The first two run at n ∈ {64, 256, 1024} with the masks `none`, `causal` and
 //! `causal+padding` (causal, and the last 10% of the keys are padding), in
 //! f32 and f64. Q and K are seeded Gaussian (see `benches/common/mod.rs`);
 //! every input is built once outside the timed loop.
@@ -28,10 +33,11 @@ use attention_svd::attention::Scale;
 use std::hint::black_box;
 
 use attention_svd::Scalar;
-use attention_svd::attention::{scaled_dot_product, softmax_rows};
+use attention_svd::attention::{scaled_dot_product, scaled_dot_product_into, softmax_rows};
 use common::MaskKind;
 use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main};
+use nalgebra::DMatrix;
 
 /// Sizes of the size sweeps (ascending, see [`common::for_each_size`]).
 const SIZES: &[usize] = &[64, 256, 1024];
@@ -106,5 +112,52 @@ fn softmax_rows_group(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, scaled_dot_product_group, softmax_rows_group);
+/// A fresh result per call against one reused buffer, at size n, in `T`.
+fn bench_into<T: Scalar, M: Measurement>(group: &mut BenchmarkGroup<'_, M>, n: usize) {
+    let (q, k) = common::queries_keys::<T>(n);
+    for kind in [MaskKind::None, MaskKind::Causal] {
+        let mask = kind.mask::<T>(n);
+        group.bench_function(
+            BenchmarkId::new(format!("fresh-{}", id_name::<T>(kind)), n),
+            |b| {
+                b.iter(|| {
+                    scaled_dot_product(black_box(&q), black_box(&k), &mask, Scale::default())
+                        .expect("seeded attention input is valid")
+                })
+            },
+        );
+        let mut out = DMatrix::<T>::zeros(n, n);
+        group.bench_function(
+            BenchmarkId::new(format!("into-{}", id_name::<T>(kind)), n),
+            |b| {
+                b.iter(|| {
+                    scaled_dot_product_into(
+                        black_box(&q),
+                        black_box(&k),
+                        &mask,
+                        Scale::default(),
+                        &mut out,
+                    )
+                    .expect("seeded attention input is valid")
+                })
+            },
+        );
+    }
+}
+
+fn into_group(c: &mut Criterion) {
+    let mut group = c.benchmark_group("attention/into");
+    common::for_each_size(&mut group, &[1024, 2048], |group, n| {
+        bench_into::<f32, _>(group, n);
+        bench_into::<f64, _>(group, n);
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    scaled_dot_product_group,
+    softmax_rows_group,
+    into_group
+);
 criterion_main!(benches);

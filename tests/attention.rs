@@ -3,7 +3,9 @@
 
 use attention_svd::Error;
 use attention_svd::attention::Scale;
-use attention_svd::attention::{Mask, multi_head, scaled_dot_product, softmax_rows, split_heads};
+use attention_svd::attention::{
+    Mask, multi_head, scaled_dot_product, scaled_dot_product_into, softmax_rows, split_heads,
+};
 use nalgebra::{DMatrix, dmatrix};
 
 fn qk(n: usize, m: usize, d: usize) -> (DMatrix<f64>, DMatrix<f64>) {
@@ -457,6 +459,13 @@ fn check_fused(n: usize, m: usize, d: usize) {
         let want = reference(&q, &k, scale, |i, j| allowed[(i, j)], bias);
         let got = scaled_dot_product(&q, &k, &mask, Scale::fixed(scale)).unwrap();
         check(&got, &want, f64::EPSILON, "f64");
+        // Into a buffer of stale NaNs, and into one of another shape: the
+        // same kernel, so the same bits (exact comparison on purpose),
+        // every entry written.
+        for mut buf in [DMatrix::from_element(n, m, f64::NAN), DMatrix::zeros(1, 2)] {
+            scaled_dot_product_into(&q, &k, &mask, Scale::fixed(scale), &mut buf).unwrap();
+            assert_eq!(buf, got, "into {name} {n}×{m}");
+        }
         // softmax_rows runs the same kernel on given logits.
         let z = &q * k.transpose() * scale;
         check(
@@ -469,6 +478,9 @@ fn check_fused(n: usize, m: usize, d: usize) {
         let want = reference(&q32w, &k32w, scale, |i, j| allowed[(i, j)], bias);
         let got = scaled_dot_product(&q32, &k32, &mask32, Scale::fixed(scale as f32)).unwrap();
         check(&got.map(f64::from), &want, f64::from(f32::EPSILON), "f32");
+        let mut buf = DMatrix::from_element(n, m, f32::NAN);
+        scaled_dot_product_into(&q32, &k32, &mask32, Scale::fixed(scale as f32), &mut buf).unwrap();
+        assert_eq!(buf, got, "into f32 {name} {n}×{m}");
         let z32 = (&q32 * k32.transpose()) * (scale as f32);
         let rows = softmax_rows(&z32, &mask32).unwrap().map(f64::from);
         check(&rows, &want, f64::from(f32::EPSILON), "rows f32");

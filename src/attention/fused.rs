@@ -30,20 +30,36 @@ fn block_rows<T>(n: usize, m: usize) -> usize {
 }
 
 /// The fused masked softmax of the module docs, by blocks of b consecutive
-/// rows. `fill(i0, b, jlo, z)` writes the logits of rows i0..i0+b and
-/// columns jlo..jlo+w, column by column (entry (r, j) at `z[j·b + r]`,
-/// w = z.len()/b), and returns `false` if they overflowed. Keys outside the
-/// causal/window range of every row of the block are never computed: their
-/// weights stay exactly 0.
+/// rows, into a fresh n×m matrix. `fill(i0, b, jlo, z)` writes the logits
+/// of rows i0..i0+b and columns jlo..jlo+w, column by column (entry (r, j)
+/// at `z[j·b + r]`, w = z.len()/b), and returns `false` if they
+/// overflowed. Keys outside the causal/window range of every row of the
+/// block are never computed: their weights stay exactly 0.
 pub(super) fn fused_softmax<T: Scalar>(
     n: usize,
     m: usize,
     mask: &Resolved<T>,
-    mut fill: impl FnMut(usize, usize, usize, &mut [T]) -> bool,
+    fill: impl FnMut(usize, usize, usize, &mut [T]) -> bool,
 ) -> std::result::Result<DMatrix<T>, Stop> {
-    let bmax = block_rows::<T>(n, m);
     // Zero-initialised (a zeroed allocation): masked keys are never written.
     let mut out = vec![T::zero(); n * m];
+    fused_softmax_into(n, m, mask, fill, &mut out, true)?;
+    Ok(DMatrix::from_vec(n, m, out))
+}
+
+/// [`fused_softmax`] into `out` (n·m entries, column-major). Unless
+/// `zeroed`, the entries of keys outside a block's causal/window range are
+/// set to 0 here (the others are all written).
+pub(super) fn fused_softmax_into<T: Scalar>(
+    n: usize,
+    m: usize,
+    mask: &Resolved<T>,
+    mut fill: impl FnMut(usize, usize, usize, &mut [T]) -> bool,
+    out: &mut [T],
+    zeroed: bool,
+) -> std::result::Result<(), Stop> {
+    debug_assert_eq!(out.len(), n * m);
+    let bmax = block_rows::<T>(n, m);
     let mut buf = vec![T::zero(); bmax * m];
     let mut max = vec![T::zero(); bmax];
     let mut sum = vec![T::zero(); bmax];
@@ -113,8 +129,13 @@ pub(super) fn fused_softmax<T: Scalar>(
         T::exp_sum(z, max, sum);
         // Pass 3: normalise into the output rows; sum ≥ 1.
         T::normalise_into(z, sum, &mut out[jlo * n + i0..], n);
+        if !zeroed {
+            for j in (0..jlo).chain(jhi..m) {
+                out[j * n + i0..j * n + i0 + b].fill(T::zero());
+            }
+        }
     }
-    Ok(DMatrix::from_vec(n, m, out))
+    Ok(())
 }
 
 /// s·Q·Kᵀ by blocks of rows, from the inputs or from copies scaled to

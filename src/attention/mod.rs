@@ -62,6 +62,9 @@
 //! O(n·m·d) for QKᵀ (about half of it under a causal mask, whose blocks
 //! skip the keys above their last row) plus O(n·m) for the masked softmax;
 //! memory: the n×m result plus a buffer of b·m entries.
+//! [`scaled_dot_product_into`] writes into a caller's n×m matrix instead of
+//! a fresh one, which saves the allocation and its first-touch page faults
+//! when many heads of one shape are computed in turn.
 //!
 //! # Examples
 //!
@@ -92,7 +95,7 @@ use crate::stack::HeadSource;
 use crate::view::{AsMatrixRef, MatrixRef};
 use crate::{Error, Result, Scalar, Stack, check};
 
-use fused::{Product, Stop, fused_softmax};
+use fused::{Product, Stop, fused_softmax, fused_softmax_into};
 
 /// The factor s of the logits s·QKᵀ: 1/√d by default (d the head
 /// dimension), a fixed value, or either times a temperature factor. The
@@ -258,26 +261,81 @@ pub fn scaled_dot_product<T: Scalar>(
     mask: &Mask<T>,
     scale: Scale<T>,
 ) -> Result<DMatrix<T>> {
+    let a = attention_weights(&q.as_matrix_ref(), &k.as_matrix_ref(), mask, scale, None)?;
+    Ok(a.expect("a fresh matrix when no buffer is given"))
+}
+
+/// [`scaled_dot_product`] written into `out`, whose allocation is reused
+/// when it is n×m already (it is replaced by a fresh n×m matrix
+/// otherwise): for loops over many heads of one shape, this saves the
+/// allocation and the first-touch page faults of a fresh result, which
+/// for large n are a sizeable part of the time (`cargo bench --bench
+/// attention -- into`). Every entry of `out` is written; on error its
+/// contents are unspecified.
+///
+/// # Errors
+///
+/// Those of [`scaled_dot_product`].
+///
+/// # Examples
+///
+/// ```
+/// use attention_svd::attention::{scaled_dot_product, scaled_dot_product_into, Mask, Scale};
+/// use attention_svd::nalgebra::{dmatrix, DMatrix};
+///
+/// let q = dmatrix![1.0_f64, 0.0; 0.0, 1.0; 0.5, 0.5];
+/// let k = dmatrix![1.0, 0.0; 0.0, 1.0; 1.0, 1.0];
+/// let mut a = DMatrix::from_element(3, 3, f64::NAN); // stale contents
+/// scaled_dot_product_into(&q, &k, &Mask::causal(), Scale::default(), &mut a).unwrap();
+/// assert_eq!(a, scaled_dot_product(&q, &k, &Mask::causal(), Scale::default()).unwrap());
+/// ```
+pub fn scaled_dot_product_into<T: Scalar>(
+    q: &impl AsMatrixRef<T>,
+    k: &impl AsMatrixRef<T>,
+    mask: &Mask<T>,
+    scale: Scale<T>,
+    out: &mut DMatrix<T>,
+) -> Result<()> {
     let (q, k) = (q.as_matrix_ref(), k.as_matrix_ref());
-    check::queries_keys(&q, &k)?;
+    let shape = (q.nrows(), k.nrows());
+    if out.shape() != shape {
+        *out = DMatrix::zeros(shape.0, shape.1);
+    }
+    attention_weights(&q, &k, mask, scale, Some(out.as_mut_slice())).map(|_| ())
+}
+
+/// The attention weights into `out` (n·m entries, column-major) when given,
+/// or into a fresh matrix returned.
+fn attention_weights<T: Scalar>(
+    q: &MatrixRef<'_, T>,
+    k: &MatrixRef<'_, T>,
+    mask: &Mask<T>,
+    scale: Scale<T>,
+    mut out: Option<&mut [T]>,
+) -> Result<Option<DMatrix<T>>> {
+    check::queries_keys(q, k)?;
     let scale = scale.value(q.ncols())?;
     let (n, m) = (q.nrows(), k.nrows());
     // An overflowing QKᵀ is reported before any mask error, as if the
     // logits were formed first; that check runs only on error paths.
     let resolved = match mask.resolve(n, m) {
         Ok(r) => r,
-        Err(e) => return Err(overflow_or(&q, &k, scale, e)),
+        Err(e) => return Err(overflow_or(q, k, scale, e)),
     };
-    let mut product = Product::direct(&q, &k, scale);
+    let mut product = Product::direct(q, k, scale);
     loop {
         let fill = |i0: usize, b: usize, jlo: usize, z: &mut [T]| product.fill(i0, b, jlo, z);
-        match fused_softmax(n, m, &resolved, fill) {
+        let done = match out.as_deref_mut() {
+            Some(out) => fused_softmax_into(n, m, &resolved, fill, out, false).map(|()| None),
+            None => fused_softmax(n, m, &resolved, fill).map(Some),
+        };
+        match done {
             Ok(a) => return Ok(a),
-            Err(Stop::Mask(e)) => return Err(overflow_or(&q, &k, scale, e)),
+            Err(Stop::Mask(e)) => return Err(overflow_or(q, k, scale, e)),
             // The direct product overflowed: start again from inputs scaled
             // to max-abs 1, which succeeds whenever the scaled logits
             // themselves are representable.
-            Err(Stop::Overflow) if !product.rescaled => product = Product::rescaled(&q, &k, scale),
+            Err(Stop::Overflow) if !product.rescaled => product = Product::rescaled(q, k, scale),
             Err(Stop::Overflow) => {
                 return Err(Error::Overflow {
                     what: "scaled logits QKᵀ",
