@@ -20,6 +20,17 @@ fn run(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Makes a FIFO at `path`; `false` (and a note) where `mkfifo` is missing.
+#[cfg(unix)]
+fn mkfifo(path: &std::path::Path) -> bool {
+    let made = Command::new("mkfifo").arg(path).status();
+    let ok = made.is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("mkfifo unavailable: skipped");
+    }
+    ok
+}
+
 mod usage {
     use super::*;
 
@@ -326,9 +337,7 @@ mod outputs {
         let fifo =
             std::env::temp_dir().join(format!("attention_svd_cli_fifo_{}.npy", std::process::id()));
         std::fs::remove_file(&fifo).ok();
-        let made = Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            eprintln!("mkfifo unavailable: skipped");
+        if !mkfifo(&fifo) {
             return;
         }
         let bytes = std::fs::read(format!("{ROOT}/data/minilm/lighthouse_n16_attn.npy")).unwrap();
@@ -363,9 +372,7 @@ mod outputs {
             std::env::temp_dir().join(format!("attention_svd_cli_fifo_{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("a.json");
-        let made = Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            eprintln!("mkfifo unavailable: skipped");
+        if !mkfifo(&fifo) {
             return;
         }
         let mut child = Command::new(BIN)

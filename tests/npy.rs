@@ -32,11 +32,12 @@ fn npy_bytes(descr: &str, fortran: bool, shape: &[usize], payload: &[u8]) -> Vec
         header.push(' ');
     }
     header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(payload);
-    out
+    raw_npy(1, header.len() as u32, &header, payload)
+}
+
+/// Little-endian f8 bytes of `values`.
+fn f8_le(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
@@ -243,11 +244,10 @@ fn absurd_shapes_are_rejected_before_allocating() {
 
 #[test]
 fn values_out_of_range_of_the_target_type_are_named() {
-    let payload: Vec<u8> = [0.5f64, 1e300, 0.25, 0.25]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
-    let p = write("f8_big.npy", &npy_bytes("<f8", false, &[2, 2], &payload));
+    let p = write(
+        "f8_big.npy",
+        &npy_bytes("<f8", false, &[2, 2], &f8_le(&[0.5, 1e300, 0.25, 0.25])),
+    );
     assert!(npy::read_stack::<f64>(&p).is_ok());
     match npy::read_stack::<f32>(&p) {
         Err(Error::File { problem, .. }) => {
@@ -309,24 +309,19 @@ fn overflowing_shapes_in_the_header_do_not_panic() {
 /// is kept.
 #[test]
 fn values_underflowing_the_target_type_are_named() {
-    let payload: Vec<u8> = [0.5f64, 0.25, 4e-201, 0.25]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
-    let p = write("f8_tiny.npy", &npy_bytes("<f8", false, &[2, 2], &payload));
+    let p = write(
+        "f8_tiny.npy",
+        &npy_bytes("<f8", false, &[2, 2], &f8_le(&[0.5, 0.25, 4e-201, 0.25])),
+    );
     assert!(npy::read_stack::<f64>(&p).is_ok());
     let problem = file_problem(npy::read_stack::<f32>(&p));
     assert!(
         problem.contains("underflows to 0 in f32") && problem.contains("[1, 0]"),
         "{problem}"
     );
-    let payload: Vec<u8> = [0.5f64, 0.25, 1e-40, 0.25]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect();
     let q = write(
         "f8_subnormal.npy",
-        &npy_bytes("<f8", false, &[2, 2], &payload),
+        &npy_bytes("<f8", false, &[2, 2], &f8_le(&[0.5, 0.25, 1e-40, 0.25])),
     );
     let s = npy::read_stack::<f32>(&q).expect("representable in f32");
     assert!(s.as_slice()[2] > 0.0);
@@ -469,9 +464,8 @@ fn a_sparse_terabyte_file_is_an_error_not_an_abort() {
     use attention_svd::HeadSource;
     use attention_svd::io::Tensor;
     let shape = [1usize << 19, 1 << 18]; // 2^37 f64 values = 1 TiB
-    let mut bytes = npy_bytes("<f8", false, &shape, &[]);
+    let bytes = npy_bytes("<f8", false, &shape, &[]);
     let header_len = bytes.len() as u64;
-    bytes.truncate(header_len as usize);
     let p = write("sparse_tib.npy", &bytes);
     let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
     if f.set_len(header_len + (1u64 << 40)).is_err() {

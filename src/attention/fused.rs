@@ -4,8 +4,6 @@
 
 use std::borrow::Cow;
 
-use nalgebra::DMatrix;
-
 use super::mask::Resolved;
 use crate::view::MatrixRef;
 use crate::{Error, Scalar};
@@ -30,27 +28,14 @@ fn block_rows<T>(n: usize, m: usize) -> usize {
 }
 
 /// The fused masked softmax of the module docs, by blocks of b consecutive
-/// rows, into a fresh n×m matrix. `fill(i0, b, jlo, z)` writes the logits
-/// of rows i0..i0+b and columns jlo..jlo+w, column by column (entry (r, j)
-/// at `z[j·b + r]`, w = z.len()/b), and returns `false` if they
-/// overflowed. Keys outside the causal/window range of every row of the
-/// block are never computed: their weights stay exactly 0.
+/// rows, into `out` (n·m entries, column-major). `fill(i0, b, jlo, z)`
+/// writes the logits of rows i0..i0+b and columns jlo..jlo+w, column by
+/// column (entry (r, j) at `z[j·b + r]`, w = z.len()/b), and returns
+/// `false` if they overflowed. Keys outside the causal/window range of
+/// every row of the block are never computed: their weights are exactly 0,
+/// written here unless `out` is `zeroed` already (a fresh zeroed
+/// allocation); every other entry is written.
 pub(super) fn fused_softmax<T: Scalar>(
-    n: usize,
-    m: usize,
-    mask: &Resolved<T>,
-    fill: impl FnMut(usize, usize, usize, &mut [T]) -> bool,
-) -> std::result::Result<DMatrix<T>, Stop> {
-    // Zero-initialised (a zeroed allocation): masked keys are never written.
-    let mut out = vec![T::zero(); n * m];
-    fused_softmax_into(n, m, mask, fill, &mut out, true)?;
-    Ok(DMatrix::from_vec(n, m, out))
-}
-
-/// [`fused_softmax`] into `out` (n·m entries, column-major). Unless
-/// `zeroed`, the entries of keys outside a block's causal/window range are
-/// set to 0 here (the others are all written).
-pub(super) fn fused_softmax_into<T: Scalar>(
     n: usize,
     m: usize,
     mask: &Resolved<T>,

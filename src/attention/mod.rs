@@ -95,7 +95,7 @@ use crate::stack::HeadSource;
 use crate::view::{AsMatrixRef, MatrixRef};
 use crate::{Error, Result, Scalar, Stack, check};
 
-use fused::{Product, Stop, fused_softmax, fused_softmax_into};
+use fused::{Product, Stop, fused_softmax};
 
 /// The factor s of the logits s·QKᵀ: 1/√d by default (d the head
 /// dimension), a fixed value, or either times a temperature factor. The
@@ -222,10 +222,13 @@ pub fn softmax_rows<T: Scalar>(logits: &impl AsMatrixRef<T>, mask: &Mask<T>) -> 
         }
         true
     };
-    fused_softmax(n, m, &resolved, copy).map_err(|stop| match stop {
+    // Zero-initialised (a zeroed allocation): masked keys need no writes.
+    let mut out = vec![T::zero(); n * m];
+    fused_softmax(n, m, &resolved, copy, &mut out, true).map_err(|stop| match stop {
         Stop::Mask(e) => e,
         Stop::Overflow => unreachable!("copied logits are never reported as overflowing"),
-    })
+    })?;
+    Ok(DMatrix::from_vec(n, m, out))
 }
 
 /// Attention weights softmax(s·QKᵀ + mask) for queries `q` (n×d) and keys
@@ -261,8 +264,12 @@ pub fn scaled_dot_product<T: Scalar>(
     mask: &Mask<T>,
     scale: Scale<T>,
 ) -> Result<DMatrix<T>> {
-    let a = attention_weights(&q.as_matrix_ref(), &k.as_matrix_ref(), mask, scale, None)?;
-    Ok(a.expect("a fresh matrix when no buffer is given"))
+    let (q, k) = (q.as_matrix_ref(), k.as_matrix_ref());
+    let (n, m) = (q.nrows(), k.nrows());
+    // Zero-initialised (a zeroed allocation): masked keys need no writes.
+    let mut out = vec![T::zero(); n * m];
+    attention_weights(&q, &k, mask, scale, &mut out, true)?;
+    Ok(DMatrix::from_vec(n, m, out))
 }
 
 /// [`scaled_dot_product`] written into `out`, whose allocation is reused
@@ -301,18 +308,19 @@ pub fn scaled_dot_product_into<T: Scalar>(
     if out.shape() != shape {
         *out = DMatrix::zeros(shape.0, shape.1);
     }
-    attention_weights(&q, &k, mask, scale, Some(out.as_mut_slice())).map(|_| ())
+    attention_weights(&q, &k, mask, scale, out.as_mut_slice(), false)
 }
 
-/// The attention weights into `out` (n·m entries, column-major) when given,
-/// or into a fresh matrix returned.
+/// The attention weights into `out` (n·m entries, column-major; `zeroed`
+/// if it holds zeros already).
 fn attention_weights<T: Scalar>(
     q: &MatrixRef<'_, T>,
     k: &MatrixRef<'_, T>,
     mask: &Mask<T>,
     scale: Scale<T>,
-    mut out: Option<&mut [T]>,
-) -> Result<Option<DMatrix<T>>> {
+    out: &mut [T],
+    zeroed: bool,
+) -> Result<()> {
     check::queries_keys(q, k)?;
     let scale = scale.value(q.ncols())?;
     let (n, m) = (q.nrows(), k.nrows());
@@ -325,12 +333,8 @@ fn attention_weights<T: Scalar>(
     let mut product = Product::direct(q, k, scale);
     loop {
         let fill = |i0: usize, b: usize, jlo: usize, z: &mut [T]| product.fill(i0, b, jlo, z);
-        let done = match out.as_deref_mut() {
-            Some(out) => fused_softmax_into(n, m, &resolved, fill, out, false).map(|()| None),
-            None => fused_softmax(n, m, &resolved, fill).map(Some),
-        };
-        match done {
-            Ok(a) => return Ok(a),
+        match fused_softmax(n, m, &resolved, fill, out, zeroed) {
+            Ok(()) => return Ok(()),
             Err(Stop::Mask(e)) => return Err(overflow_or(q, k, scale, e)),
             // The direct product overflowed: start again from inputs scaled
             // to max-abs 1, which succeeds whenever the scaled logits
