@@ -131,7 +131,7 @@ pub(super) struct Product<'a, T: Scalar> {
     k: Cow<'a, MatrixRef<'a, T>>,
     /// Kᵀ for nalgebra's `gemm`, which takes no transposed operand.
     #[cfg(not(feature = "faer"))]
-    kt: DMatrix<T>,
+    kt: nalgebra::DMatrix<T>,
     alpha: T,
     post: [T; 2],
     pub(super) rescaled: bool,
