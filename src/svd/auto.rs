@@ -2,6 +2,8 @@
 //! checks its answer must pass before it is returned (module docs of
 //! [`svd`](super), `docs/THEORY.md` T12).
 
+use std::sync::OnceLock;
+
 use nalgebra::DMatrix;
 
 use super::{Backend, JacobiParams, Method, NalgebraParams, Raw, gate, run_backend};
@@ -24,6 +26,16 @@ const PROBES: usize = 8;
 
 /// The seed of the probes: fixed, so that `Auto` is deterministic.
 const PROBE_SEED: u64 = 0x0a77_e471_0500_5eed;
+
+/// The probes for inputs of up to this many columns are drawn once per
+/// process (8192 numbers, 64 KB) and reused; wider inputs draw theirs.
+const CACHED_PROBE_ROWS: usize = 1024;
+
+/// Up to this many singular triplets the checks of the vectors are exact
+/// (the defects themselves, not probe estimates): for k ≤ 2·[`PROBES`]
+/// they cost no more arithmetic than the probes, and none of their fixed
+/// cost (T12).
+const EXACT_CHECK_MAX_RANK: usize = 2 * PROBES;
 
 /// Runs the first backend for the size, checks its answer, and falls back
 /// to Jacobi when it fails or does not pass.
@@ -95,11 +107,14 @@ fn passes_checks<T: Scalar>(a: &MatrixRef<'_, T>, raw: &Raw<T>) -> bool {
     if u.shape() != (n, k) || v_t.shape() != (k, m) {
         return false;
     }
+    if k <= EXACT_CHECK_MAX_RANK {
+        return exact_checks_pass(&data, amax, sigma, u, v_t, tol.to_f64());
+    }
     // For a matrix E and X with p independent standard Gaussian columns,
     // E‖EX‖²_F = p·‖E‖²_F. Each check below asks the probe estimate to be at
     // most half its tolerance, (tol/2)² per probe (module docs, T12).
     let budget = T::from_count(PROBES) * tol * tol / T::lit(4.0);
-    let x = DMatrix::<T>::from_vec(m, PROBES, SplitMix64::new(PROBE_SEED).normals(m * PROBES));
+    let x = probes::<T>(m);
     let (u, v_t, x_ref) = (u.as_matrix_ref(), v_t.as_matrix_ref(), x.as_matrix_ref());
     // Residual E = A/amax − U·(Σ/amax)·Vᵀ against tol·‖A/amax‖_F.
     let mut svx = product(&v_t, false, &x_ref);
@@ -126,4 +141,181 @@ fn passes_checks<T: Scalar>(a: &MatrixRef<'_, T>, raw: &Raw<T>) -> bool {
     let gu = product(&u, true, &product(&u, false, &y_ref).as_matrix_ref()) - &y;
     let gv = product(&v_t, false, &product(&v_t, true, &y_ref).as_matrix_ref()) - &y;
     gu.norm_squared() <= budget && gv.norm_squared() <= budget
+}
+
+/// The m×[`PROBES`] Gaussian probes: the first m·PROBES numbers of the
+/// stream seeded by [`PROBE_SEED`] (a prefix of the cached ones when
+/// m ≤ [`CACHED_PROBE_ROWS`]).
+fn probes<T: Scalar>(m: usize) -> DMatrix<T> {
+    static CACHE: OnceLock<Vec<f64>> = OnceLock::new();
+    let len = m * PROBES;
+    if m <= CACHED_PROBE_ROWS {
+        let cached = CACHE
+            .get_or_init(|| SplitMix64::new(PROBE_SEED).normals::<f64>(CACHED_PROBE_ROWS * PROBES));
+        DMatrix::from_iterator(m, PROBES, cached[..len].iter().map(|&x| T::lit(x)))
+    } else {
+        DMatrix::from_vec(m, PROBES, SplitMix64::new(PROBE_SEED).normals(len))
+    }
+}
+
+/// The checks of the vectors without probes, for k ≤
+/// [`EXACT_CHECK_MAX_RANK`]: ‖A/amax − U·(Σ/amax)·Vᵀ‖_F ≤ (τ/2)·‖A/amax‖_F,
+/// ‖UᵀU − I‖_F ≤ τ/2 and ‖VᵀV − I‖_F ≤ τ/2, the thresholds whose squares
+/// the probe estimates are held to per probe (module docs of
+/// [`svd`](super), T12), computed in f64 for both scalar types. `data` is A
+/// in column-major order.
+fn exact_checks_pass<T: Scalar>(
+    data: &[T],
+    amax: T,
+    sigma: &[T],
+    u: &DMatrix<T>,
+    v_t: &DMatrix<T>,
+    tol: f64,
+) -> bool {
+    let (n, k) = u.shape();
+    let amax = amax.to_f64();
+    let inv = 1.0 / amax;
+    // As in `passes_checks`: divide when 1/amax overflows (subnormal amax).
+    let scale = |x: f64| if inv.is_finite() { x * inv } else { x / amax };
+    let (u, v) = (u.as_slice(), v_t.as_slice());
+    let s: Vec<f64> = sigma.iter().map(|x| scale(x.to_f64())).collect();
+    let half2 = 0.25 * tol * tol;
+    // The residual, column by column: r = a_j/amax − U·(Σ/amax)·(Vᵀ)_j.
+    let (mut fro2, mut res2) = (0.0f64, 0.0f64);
+    let mut r = vec![0.0f64; n];
+    for (a_j, v_j) in data.chunks_exact(n).zip(v.chunks_exact(k)) {
+        for (ri, &a) in r.iter_mut().zip(a_j) {
+            *ri = scale(a.to_f64());
+        }
+        fro2 += dot(&r, &r);
+        for ((&sl, &vl), u_l) in s.iter().zip(v_j).zip(u.chunks_exact(n)) {
+            let c = sl * vl.to_f64();
+            for (ri, &ul) in r.iter_mut().zip(u_l) {
+                *ri -= c * ul.to_f64();
+            }
+        }
+        res2 += dot(&r, &r);
+    }
+    if res2 > half2 * fro2 {
+        return false;
+    }
+    // ‖G − I‖²_F of a symmetric Gram matrix G from its upper triangle.
+    let defect = |g: &dyn Fn(usize, usize) -> f64| {
+        let mut sum = 0.0f64;
+        for q in 0..k {
+            let d = g(q, q) - 1.0;
+            sum += d * d;
+            for p in 0..q {
+                let d = g(p, q);
+                sum += 2.0 * d * d;
+            }
+        }
+        sum
+    };
+    let column = |j: usize| &u[j * n..(j + 1) * n];
+    if defect(&|p, q| dot(column(p), column(q))) > half2 {
+        return false;
+    }
+    // VᵀV: the sum over the columns of Vᵀ of their outer products.
+    let mut g = vec![0.0f64; k * k];
+    for v_j in v.chunks_exact(k) {
+        for (q, &vq) in v_j.iter().enumerate() {
+            let vq = vq.to_f64();
+            for (gp, &vp) in g[q * k..=q * k + q].iter_mut().zip(v_j) {
+                *gp += vp.to_f64() * vq;
+            }
+        }
+    }
+    defect(&|p, q| g[q * k + p]) <= half2
+}
+
+/// xᵀy in f64 with four independent partial sums (so that the loop
+/// vectorises).
+fn dot<T: Scalar, U: Scalar>(x: &[T], y: &[U]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
+    let tail: f64 = xc
+        .remainder()
+        .iter()
+        .zip(yc.remainder())
+        .map(|(a, b)| a.to_f64() * b.to_f64())
+        .sum();
+    for (a, b) in xc.zip(yc) {
+        for i in 0..4 {
+            acc[i] += a[i].to_f64() * b[i].to_f64();
+        }
+    }
+    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::view::AsMatrixRef;
+
+    /// A well-conditioned n×m test matrix.
+    fn matrix(n: usize, m: usize) -> DMatrix<f64> {
+        DMatrix::from_fn(n, m, |i, j| {
+            ((i * 7 + j * 13) % 17) as f64 / 17.0 + if i == j { 2.0 } else { 0.0 }
+        })
+    }
+
+    fn raw_of(a: &DMatrix<f64>) -> Raw<f64> {
+        let a = a.as_matrix_ref();
+        run_backend(&a, Backend::Nalgebra(NalgebraParams::new()), true)
+            .expect("converges")
+            .0
+    }
+
+    /// Each defect the checks bound, planted at 4τ (the probes reject it
+    /// with probability ≥ 1 − 6.5·10⁻⁴, the exact checks always), is
+    /// rejected, on both sides of the exact/probe crossover, tall and wide;
+    /// the unperturbed factorisation passes.
+    #[test]
+    fn checks_reject_each_planted_defect() {
+        for (n, m) in [(6, 4), (12, 16), (16, 16), (17, 17), (40, 24), (24, 40)] {
+            let a = matrix(n, m);
+            let a_ref = a.as_matrix_ref();
+            let raw = raw_of(&a);
+            assert!(passes_checks(&a_ref, &raw), "{n}×{m} exact SVD");
+            let k = raw.sigma.len();
+            let big = 4.0 * check_tolerance::<f64>(n, m);
+            // U: one column lengthened (orthogonality of U; the residual too).
+            let mut bad = raw_of(&a);
+            bad.u.as_mut().unwrap().column_mut(0).scale_mut(1.0 + big);
+            assert!(!passes_checks(&a_ref, &bad), "{n}×{m} U");
+            // Vᵀ: two rows rotated into each other by a small angle (V stays
+            // orthogonal; only the residual sees it).
+            let mut bad = raw_of(&a);
+            let v_t = bad.v_t.as_mut().unwrap();
+            let (r0, r1) = (v_t.row(0).into_owned(), v_t.row(k - 1).into_owned());
+            let (c, s) = ((1.0 - big * big).sqrt(), big);
+            v_t.set_row(0, &(&r0 * c + &r1 * s));
+            v_t.set_row(k - 1, &(&r1 * c - &r0 * s));
+            assert!(!passes_checks(&a_ref, &bad), "{n}×{m} V rotated");
+            // Vᵀ: one row lengthened (orthogonality of V).
+            let mut bad = raw_of(&a);
+            bad.v_t.as_mut().unwrap().row_mut(k - 1).scale_mut(1.0 + big);
+            assert!(!passes_checks(&a_ref, &bad), "{n}×{m} V");
+        }
+    }
+
+    /// The probes are the same numbers whether drawn from the cache or not.
+    #[test]
+    fn cached_probes_are_the_stream_prefix() {
+        for m in [1, 7, CACHED_PROBE_ROWS] {
+            let fresh = DMatrix::<f64>::from_vec(
+                m,
+                PROBES,
+                SplitMix64::new(PROBE_SEED).normals(m * PROBES),
+            );
+            assert_eq!(probes::<f64>(m), fresh);
+            let fresh32 = DMatrix::<f32>::from_vec(
+                m,
+                PROBES,
+                SplitMix64::new(PROBE_SEED).normals(m * PROBES),
+            );
+            assert_eq!(probes::<f32>(m), fresh32);
+        }
+    }
 }
