@@ -62,7 +62,7 @@ use crate::num::dense::{product, thin_q};
 use crate::num::rng::SplitMix64;
 use crate::num::scale::scale_back;
 use crate::svd::{Backend, Svd, svd};
-use crate::view::AsMatrixRef;
+use crate::view::{AsMatrixRef, MatrixRef};
 use crate::{Error, Result, Scalar, check};
 
 /// Parameters of [`randomized_svd`].
@@ -171,25 +171,19 @@ pub fn randomized_svd<T: Scalar>(
     let (q, b) = if amax == T::zero() {
         // Any orthonormal Q captures the zero matrix exactly: B = QᵀA = 0.
         (DMatrix::identity(n, l), DMatrix::zeros(l, m))
+    } else if safe_scale(amax, n.max(m)) {
+        sketch(&a, l, q_iters, params.seed)?
     } else {
         // Work on A/max|a|: no overflow in the products; σ scale back at the end.
-        let a = a.map(|x| x / amax);
-        let a = a.as_matrix_ref();
-        let omega = DMatrix::<T>::from_vec(m, l, SplitMix64::new(params.seed).normals(m * l));
-        let mut q = orth(product(&a, false, &omega.as_matrix_ref()))?;
-        for _ in 0..q_iters {
-            let z = orth(product(&a, true, &q.as_matrix_ref()))?;
-            q = orth(product(&a, false, &z.as_matrix_ref()))?;
-        }
-        let b = product(&q.as_matrix_ref(), true, &a);
-        (q, b)
+        let scaled = a.map(|x| x / amax);
+        sketch(&scaled.as_matrix_ref(), l, q_iters, params.seed)?
     };
     let f = svd(&b, params.backend)?;
     let method = f.method();
     let (ub, mut sigma, v_t) = f.into_parts();
     let u = product(&q.as_matrix_ref(), false, &ub.columns(0, k).as_matrix_ref());
     sigma.truncate(k);
-    if amax != T::zero() {
+    if amax != T::zero() && !safe_scale(amax, n.max(m)) {
         scale_back(&mut sigma, &[amax])?;
     }
     Ok(Svd::from_parts(
@@ -198,6 +192,37 @@ pub fn randomized_svd<T: Scalar>(
         v_t.rows(0, k).into_owned(),
         method,
     ))
+}
+
+/// Whether the products of A (largest magnitude `amax`, largest dimension
+/// `dim`) with the sketch can neither overflow nor lose digits to
+/// underflow, so that A is used as it is instead of a copy scaled by
+/// 1/amax: the sketch's entries are below 40 in magnitude (the normals of
+/// `SplitMix64` come from uniforms ≥ 2⁻⁵³, so |x| ≤ √(2·53·ln 2) < 9) and
+/// those of an orthonormal Q at most 1, so every product entry stays below
+/// 40·dim·amax, which is at most √MAX here.
+fn safe_scale<T: Scalar>(amax: T, dim: usize) -> bool {
+    amax >= T::MIN_POSITIVE.sqrt() && amax * T::lit(40.0) * T::from_count(dim) <= T::MAX.sqrt()
+}
+
+/// Q (n×ℓ, orthonormal) and B = Qᵀ·A (ℓ×m) of the range finder.
+fn sketch<T: Scalar>(
+    a: &MatrixRef<'_, T>,
+    l: usize,
+    q_iters: usize,
+    seed: u64,
+) -> Result<(DMatrix<T>, DMatrix<T>)> {
+    let m = a.ncols();
+    {
+        let omega = DMatrix::<T>::from_vec(m, l, SplitMix64::new(seed).normals(m * l));
+        let mut q = orth(product(a, false, &omega.as_matrix_ref()))?;
+        for _ in 0..q_iters {
+            let z = orth(product(a, true, &q.as_matrix_ref()))?;
+            q = orth(product(a, false, &z.as_matrix_ref()))?;
+        }
+        let b = product(&q.as_matrix_ref(), true, a);
+        Ok((q, b))
+    }
 }
 
 /// The Q factor of a thin Householder QR, checked for finiteness.
