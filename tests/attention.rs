@@ -496,19 +496,21 @@ fn fused_kernel_matches_reference_for_every_mask_on_small_shapes() {
 
 #[test]
 fn fused_kernel_matches_reference_across_block_boundaries() {
-    // Blocks hold ⌊2²⁰ / (m·size)⌋ rows rounded down to a multiple of 8,
-    // between 16 and 512: several blocks, the last one partial, for both
-    // types.
-    check_fused(403, 700, 16);
-    check_fused(150, 3001, 8);
+    // Blocks hold ⌊2²¹ / (m·size)⌋ rows clamped to [64, 512] and rounded
+    // down to a multiple of 8: several blocks, the last one partial, for
+    // both types (f64 / f32 rows per block: 184 / 368, 80 / 168, 216 / 432,
+    // and at m = 5000 the floor of 64 for f64, 104 for f32).
+    check_fused(403, 1400, 16);
+    check_fused(250, 3001, 8);
     check_fused(1100, 1203, 4);
+    check_fused(130, 5000, 2);
 }
 
 #[test]
 fn fused_kernel_reports_the_first_bad_row_in_a_later_block() {
-    // Row 300 (past the first block) fully masked by the boolean mask.
-    let (q, k) = qk(400, 600, 8);
-    let allowed = DMatrix::from_fn(400, 600, |i, _| i != 300);
+    // Row 300 (in the third block of 128 rows) fully masked by the boolean mask.
+    let (q, k) = qk(400, 2000, 8);
+    let allowed = DMatrix::from_fn(400, 2000, |i, _| i != 300);
     let err = scaled_dot_product(&q, &k, &Mask::from_bool(allowed), Scale::default()).unwrap_err();
     assert!(matches!(err, Error::FullyMaskedRow { row: 300 }), "{err:?}");
     // More queries than keys under a causal mask: the first rows have no key.

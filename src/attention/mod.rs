@@ -27,8 +27,8 @@
 //! # Algorithm
 //!
 //! The softmax is fused with the product, one block of b consecutive query
-//! rows at a time (b·m entries sized to stay in the per-core cache, b a
-//! multiple of 8 between 16 and 512):
+//! rows at a time (b·m entries of about 2 MB, b a multiple of 8 between 64
+//! and 512):
 //!
 //! 1. the logits of the block, s·Q_blk·Kᵀ, are computed into a b×m buffer
 //!    (faer's matrix product with the `faer` feature, nalgebra's otherwise),
