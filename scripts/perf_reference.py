@@ -19,7 +19,10 @@ Tasks (field "kind"):
   svd_values     np.linalg.svd(a, compute_uv=False)       (gesdd, no vectors)
   jsv_full       scipy.linalg.lapack.dgejsv(a)            (preconditioned Jacobi, U and V)
   jsv_values     dgejsv(a, jobu=3, jobv=3)                (values only)
-  softmax        softmax(q @ k.T * scale) row-wise, stable, optional causal mask
+  softmax        softmax(q @ k.T * scale) row-wise, stable, optional causal mask;
+                 with "hugepages": false, numpy's madvise(MADV_HUGEPAGE) of its
+                 large arrays is switched off for the call (4 KB pages, as
+                 a Rust Vec gets them)
   randomized     sklearn.utils.extmath.randomized_svd(a, k, random_state=0)
   batched_values np.linalg.svd(stack, compute_uv=False) on an [l, h, n, m] stack
 
@@ -41,6 +44,11 @@ import scipy.linalg.lapack as lapack
 import sklearn
 from sklearn.utils.extmath import randomized_svd
 from threadpoolctl import threadpool_info, threadpool_limits
+
+try:  # numpy ≥ 2
+    from numpy._core.multiarray import _set_madvise_hugepage as set_madvise_hugepage
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _set_madvise_hugepage as set_madvise_hugepage
 
 
 def median_seconds(fn, warm, spec):
@@ -106,7 +114,17 @@ def task_fn(directory, task):
         q = load(directory, task["files"][0])[0, 0]
         k = load(directory, task["files"][1])[0, 0]
         scale = q.dtype.type(task["scale"])
-        return lambda: softmax(q, k, scale, task["causal"])
+        if task.get("hugepages", True):
+            return lambda: softmax(q, k, scale, task["causal"])
+
+        def small_pages():
+            previous = set_madvise_hugepage(False)
+            try:
+                return softmax(q, k, scale, task["causal"])
+            finally:
+                set_madvise_hugepage(previous)
+
+        return small_pages
     if kind == "randomized":
         a = load(directory, task["files"][0])[0, 0]
         return lambda: randomized_svd(a, task["rank"], random_state=0)
