@@ -496,10 +496,10 @@ fn fused_kernel_matches_reference_for_every_mask_on_small_shapes() {
 
 #[test]
 fn fused_kernel_matches_reference_across_block_boundaries() {
-    // Blocks hold ⌊2²¹ / (m·size)⌋ rows clamped to [64, 512] and rounded
+    // Blocks hold ⌊2²⁰ / (m·size)⌋ rows clamped to [128, 512] and rounded
     // down to a multiple of 8: several blocks, the last one partial, for
-    // both types (f64 / f32 rows per block: 184 / 368, 80 / 168, 216 / 432,
-    // and at m = 5000 the floor of 64 for f64, 104 for f32).
+    // both types (f64 / f32 rows per block: 128 / 184, 128 / 128,
+    // 128 / 216 and 128 / 128, the floor where 1 MB holds fewer rows).
     check_fused(403, 1400, 16);
     check_fused(250, 3001, 8);
     check_fused(1100, 1203, 4);

@@ -17,21 +17,23 @@ pub(super) enum Stop {
 }
 
 /// Target size of the block buffer of b rows of the (allowed part of the)
-/// logits, kept between the passes of the softmax: 2 MB, a per-core L2
-/// cache on recent x86 cores.
-const BLOCK_BYTES: usize = 1 << 21;
+/// logits, kept in the per-core cache between the passes of the softmax.
+const BLOCK_BYTES: usize = 1 << 20;
 
-/// Rows per block: a multiple of 8 in [64, 512] (at most n) with
-/// b·m·size_of::<T>() ≈ [`BLOCK_BYTES`] where that allows. The floor of 64
-/// rows matters more than the cache: each column of a block is written to
-/// the column-major result as one contiguous run of b entries, every run on
-/// another page once n·size_of::<T>() ≥ 4 KB, and runs of 32 f64 (what an
-/// earlier 1 MB buffer gave at m = 4096) made the unmasked n = 4096 softmax
-/// markedly slower than runs of 64 (`docs/PERFORMANCE.md`, both runs of
-/// `cargo run --release --example perf -- --only softmax`).
+/// Rows per block: a multiple of 8 in [128, 512] (at most n) with
+/// b·m·size_of::<T>() ≈ [`BLOCK_BYTES`] where that allows. The floor of
+/// 128 rows matters more than the cache at large m: each column of a block
+/// is written to the column-major result as one contiguous run of b
+/// entries, every run on another page once n·size_of::<T>() ≥ 4 KB, and
+/// runs of 32 or 64 entries (what the 1 MB buffer alone gives at m = 4096)
+/// left the unmasked n = 4096 softmax markedly slower (`docs/PERFORMANCE.md`,
+/// runs of `cargo run --release --example perf -- --only softmax`). A
+/// larger buffer for every m was measured too: it made the causal softmax
+/// at n = 1024 slower (a block skips only the keys above its last row). The
+/// buffer never holds more entries than the result (b ≤ n).
 fn block_rows<T>(n: usize, m: usize) -> usize {
     let b = BLOCK_BYTES / (m * std::mem::size_of::<T>()).max(1);
-    (b.clamp(64, 512) / 8 * 8).min(n)
+    (b.clamp(128, 512) / 8 * 8).min(n)
 }
 
 /// The fused masked softmax of the module docs, by blocks of b consecutive

@@ -27,7 +27,7 @@
 //! # Algorithm
 //!
 //! The softmax is fused with the product, one block of b consecutive query
-//! rows at a time (b·m entries of about 2 MB, b a multiple of 8 between 64
+//! rows at a time (b·m entries of about 1 MB, b a multiple of 8 between 128
 //! and 512):
 //!
 //! 1. the logits of the block, s·Q_blk·Kᵀ, are computed into a b×m buffer
