@@ -15,8 +15,9 @@ use crate::{Result, Scalar, check};
 
 /// Up to this size `Auto` asks nalgebra first for singular values only: the
 /// crossover measured by `cargo run --release --example perf`
-/// (`docs/PERFORMANCE.md`).
-const NALGEBRA_MAX_VALUES: usize = 128;
+/// (`docs/PERFORMANCE.md`; faer's bidiagonalisation with the crate's dqds
+/// is the faster from about n = 96 on).
+const NALGEBRA_MAX_VALUES: usize = 64;
 
 /// Up to this size `Auto` asks nalgebra first for a full SVD (same source).
 const NALGEBRA_MAX_VECTORS: usize = 32;
@@ -295,7 +296,11 @@ mod tests {
             assert!(!passes_checks(&a_ref, &bad), "{n}×{m} V rotated");
             // Vᵀ: one row lengthened (orthogonality of V).
             let mut bad = raw_of(&a);
-            bad.v_t.as_mut().unwrap().row_mut(k - 1).scale_mut(1.0 + big);
+            bad.v_t
+                .as_mut()
+                .unwrap()
+                .row_mut(k - 1)
+                .scale_mut(1.0 + big);
             assert!(!passes_checks(&a_ref, &bad), "{n}×{m} V");
         }
     }

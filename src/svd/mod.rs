@@ -22,7 +22,7 @@
 //! | [`Nalgebra`](Backend::Nalgebra) | bidiagonalisation + implicit-shift QR | O(n·m·k) | small matrices, when you validate yourself |
 //! | [`Jacobi`](Backend::Jacobi) | one-sided (Hestenes) Jacobi | O(sweeps·n·m·k) | small σ to high relative accuracy; a second opinion |
 //!
-//! `Auto` runs nalgebra first for small inputs (max(n, m) ≤ 128 for values
+//! `Auto` runs nalgebra first for small inputs (max(n, m) ≤ 64 for values
 //! only, ≤ 32 with vectors) and faer otherwise — the crossovers measured by
 //! `cargo run --release --example perf` (`docs/PERFORMANCE.md`) — and checks
 //! the answer against the input: all finite, sorted, and the energy identity
@@ -31,7 +31,9 @@
 //! τ = 8·max(n, m)·ε. The vector checks are estimated with p = 8 Gaussian
 //! probes X (fixed seed, so `Auto` is deterministic): E‖EX‖²_F = p·‖E‖²_F,
 //! and each estimate must be at most (τ/2)² per probe, which costs O(n·m·p)
-//! instead of the O(n·m·k) of forming the products. An error E with
+//! instead of the O(n·m·k) of forming the products. For k = min(n, m) ≤ 16,
+//! where the products cost no more than the probes, the three defects are
+//! computed exactly instead (in f64) and held to τ/2. An error E with
 //! ‖E‖_F ≥ 2τ passes only if ‖EX‖²_F ≤ p·‖E‖²_F/16, which has probability
 //! at most 6.5·10⁻⁴ whatever E (a Chernoff bound, `docs/THEORY.md`, T12),
 //! and far less for the gross failures the checks exist for:
