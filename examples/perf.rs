@@ -128,6 +128,26 @@ fn mask_of<T: Scalar>(causal: bool) -> Mask<T> {
 
 type Job<'a> = Box<dyn FnMut() + 'a>;
 
+/// softmax(QKᵀ/8), into a fresh result or, given one, into that buffer.
+fn softmax_job<'a, T: Scalar>(
+    q: &'a DMatrix<T>,
+    k: &'a DMatrix<T>,
+    causal: bool,
+    mut out: Option<DMatrix<T>>,
+) -> impl FnMut() + 'a {
+    let mask = mask_of::<T>(causal);
+    let scale = Scale::fixed(T::lit(0.125));
+    move || match out.as_mut() {
+        Some(out) => {
+            scaled_dot_product_into(q, k, &mask, scale, out).expect("finite");
+            std::hint::black_box(&*out);
+        }
+        None => {
+            std::hint::black_box(scaled_dot_product(q, k, &mask, scale).expect("finite"));
+        }
+    }
+}
+
 /// Who a comparison times.
 enum Side<'a> {
     /// A task of `scripts/perf_reference.py`, by name.
@@ -703,49 +723,27 @@ fn main() {
         let n = *n;
         for causal in [false, true] {
             let mask_name = if causal { "causal" } else { "none" };
-            let fresh32 = Case::new(SOFTMAX, format!("softmax f32 {mask_name} n={n}"), {
-                let m = mask_of(causal);
-                move || {
-                    std::hint::black_box(
-                        scaled_dot_product(q32, k32, &m, Scale::fixed(0.125)).expect("finite"),
-                    );
-                }
-            });
-            let fresh64 = Case::new(SOFTMAX, format!("softmax f64 {mask_name} n={n}"), {
-                let m = mask_of(causal);
-                move || {
-                    std::hint::black_box(
-                        scaled_dot_product(q, k, &m, Scale::fixed(0.125)).expect("finite"),
-                    );
-                }
-            });
+            let fresh32 = Case::new(
+                SOFTMAX,
+                format!("softmax f32 {mask_name} n={n}"),
+                softmax_job(q32, k32, causal, None),
+            );
+            let fresh64 = Case::new(
+                SOFTMAX,
+                format!("softmax f64 {mask_name} n={n}"),
+                softmax_job(q, k, causal, None),
+            );
             // The same into one result buffer reused across calls (the
             // numpy side is the same task: numpy allocates each time).
             let into32 = Case::new(
                 SOFTMAX,
                 format!("softmax f32 {mask_name} n={n}, reused buffer"),
-                {
-                    let m = mask_of(causal);
-                    let mut out = DMatrix::<f32>::zeros(n, n);
-                    move || {
-                        scaled_dot_product_into(q32, k32, &m, Scale::fixed(0.125), &mut out)
-                            .expect("finite");
-                        std::hint::black_box(&out);
-                    }
-                },
+                softmax_job(q32, k32, causal, Some(DMatrix::zeros(n, n))),
             );
             let into64 = Case::new(
                 SOFTMAX,
                 format!("softmax f64 {mask_name} n={n}, reused buffer"),
-                {
-                    let m = mask_of(causal);
-                    let mut out = DMatrix::<f64>::zeros(n, n);
-                    move || {
-                        scaled_dot_product_into(q, k, &m, Scale::fixed(0.125), &mut out)
-                            .expect("finite");
-                        std::hint::black_box(&out);
-                    }
-                },
+                softmax_job(q, k, causal, Some(DMatrix::zeros(n, n))),
             );
             for (ty, fresh, case) in [
                 ("f32", true, fresh32),
