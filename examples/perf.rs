@@ -492,19 +492,27 @@ fn main() {
             .cloned()
     };
     let quick = flag("--quick");
-    let rounds: usize = value("--rounds").map_or(3, |r| {
-        r.parse()
+    let usage = |msg: String| -> ! {
+        eprintln!("perf: {msg}");
+        std::process::exit(2)
+    };
+    let rounds: usize = match value("--rounds") {
+        None => 3,
+        Some(r) => r
+            .parse()
             .ok()
             .filter(|&r| r >= 1)
-            .expect("--rounds takes a positive integer")
-    });
+            .unwrap_or_else(|| usage(format!("--rounds takes a positive integer, not {r:?}"))),
+    };
     let only = value("--only");
     let sections = [SVD, JACOBI, SOFTMAX, RANDOMIZED, MODEL];
-    if let Some(s) = &only {
-        assert!(
-            sections.contains(&s.as_str()),
-            "--only takes one of {sections:?}"
-        );
+    if let Some(s) = &only
+        && !sections.contains(&s.as_str())
+    {
+        usage(format!(
+            "--only takes one of {}, not {s:?}",
+            sections.join(", ")
+        ));
     }
     let wanted = |s: &str| only.as_deref().is_none_or(|o| o == s);
     faer::set_global_parallelism(faer::Par::Seq);
