@@ -213,16 +213,14 @@ fn sketch<T: Scalar>(
     seed: u64,
 ) -> Result<(DMatrix<T>, DMatrix<T>)> {
     let m = a.ncols();
-    {
-        let omega = DMatrix::<T>::from_vec(m, l, SplitMix64::new(seed).normals(m * l));
-        let mut q = orth(product(a, false, &omega.as_matrix_ref()))?;
-        for _ in 0..q_iters {
-            let z = orth(product(a, true, &q.as_matrix_ref()))?;
-            q = orth(product(a, false, &z.as_matrix_ref()))?;
-        }
-        let b = product(&q.as_matrix_ref(), true, a);
-        Ok((q, b))
+    let omega = DMatrix::<T>::from_vec(m, l, SplitMix64::new(seed).normals(m * l));
+    let mut q = orth(product(a, false, &omega.as_matrix_ref()))?;
+    for _ in 0..q_iters {
+        let z = orth(product(a, true, &q.as_matrix_ref()))?;
+        q = orth(product(a, false, &z.as_matrix_ref()))?;
     }
+    let b = product(&q.as_matrix_ref(), true, a);
+    Ok((q, b))
 }
 
 /// The Q factor of a thin Householder QR, checked for finiteness.
