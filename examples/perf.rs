@@ -19,7 +19,9 @@
 //! every comparison (the Python side through the server; faer, nalgebra and
 //! this crate's own baselines in this process) one right after the other —
 //! ours first in even rounds, ours last in odd ones — so that a slow phase
-//! of a shared machine hits both sides. A ratio is computed per round; the
+//! of a shared machine hits both sides (a Python task that several cases
+//! compare with, such as `gesdd` for `Auto` and for Jacobi, is timed once
+//! per round, next to the first of them). A ratio is computed per round; the
 //! tables give the median time of each side over the rounds, the median
 //! ratio and its range over the rounds, and the goal of issue 13 it is held
 //! to (met when the median ratio is within it). `docs/PERFORMANCE.md` holds
@@ -270,7 +272,7 @@ impl Reference {
 
 impl Drop for Reference {
     fn drop(&mut self) {
-        // Closing stdin ends the server's loop.
+        // The server also ends when its stdin closes; it may be mid-task.
         let _ = self.stdin.flush();
         let _ = self.child.kill();
         let _ = self.child.wait();
