@@ -96,8 +96,9 @@ enum Repr {
         factors: DMatrix<f64>,
         coeff: DMatrix<f64>,
     },
-    /// R (c×c) and the thin Q (r×c), from nalgebra.
-    Explicit { r: DMatrix<f64>, q: DMatrix<f64> },
+    /// nalgebra's factored form; the thin Q (r×c) is formed only when
+    /// applied (never for singular values only).
+    Nalgebra(nalgebra::linalg::QR<f64, nalgebra::Dyn, nalgebra::Dyn>),
 }
 
 impl Qr {
@@ -143,13 +144,9 @@ impl Qr {
                 };
             }
         }
-        let qr = a.qr();
         Qr {
             cols,
-            repr: Repr::Explicit {
-                r: qr.r(),
-                q: qr.q(),
-            },
+            repr: Repr::Nalgebra(a.qr()),
         }
     }
 
@@ -161,7 +158,7 @@ impl Qr {
                 let c = self.cols;
                 DMatrix::from_fn(c, c, |i, j| if i <= j { factors[(i, j)] } else { 0.0 })
             }
-            Repr::Explicit { r, .. } => r.clone(),
+            Repr::Nalgebra(qr) => qr.r(),
         }
     }
 
@@ -198,7 +195,7 @@ impl Qr {
                 });
                 out
             }
-            Repr::Explicit { q, .. } => q * m,
+            Repr::Nalgebra(qr) => qr.q() * m,
         }
     }
 }

@@ -47,7 +47,8 @@
 //!    deflates columns whose remainder is below 16·r·ε of their norm
 //!    (dropping it from R); when it does (numerically rank-deficient input)
 //!    the factorisation is redone with nalgebra's Householder QR, which is
-//!    also the only one without the `faer` feature.
+//!    also the only one without the `faer` feature; its Q is formed only
+//!    when U or V needs it (never for singular values only).
 //! 2. The sweeps use the same rotations, threshold √c·ε and carried norms
 //!    as above, but visit the pairs block by block (`blocked.rs`): blocks of
 //!    ≈ 16384/c consecutive columns (8 to 64); for each block I the pairs
