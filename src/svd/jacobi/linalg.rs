@@ -96,9 +96,8 @@ enum Repr {
         factors: DMatrix<f64>,
         coeff: DMatrix<f64>,
     },
-    /// nalgebra's factored form; the thin Q (r×c) is formed only when
-    /// applied (never for singular values only).
-    Nalgebra(nalgebra::linalg::QR<f64, nalgebra::Dyn, nalgebra::Dyn>),
+    /// The crate's blocked Householder QR, which reduces every column.
+    Blocked(super::qr::BlockedQr),
 }
 
 impl Qr {
@@ -109,7 +108,8 @@ impl Qr {
     /// the column's norm, which drops that remainder from R — a backward
     /// error of up to 16·r·ε per column, where Householder QR commits
     /// O(ε). Such inputs (numerically rank-deficient) are factored again
-    /// with nalgebra's unblocked Householder QR.
+    /// with the crate's blocked Householder QR (`qr.rs`), which reduces
+    /// every column; without the `faer` feature it is the only one.
     pub fn new(a: DMatrix<f64>) -> Self {
         let (rows, cols) = a.shape();
         debug_assert!(rows >= cols && cols >= 1);
@@ -146,7 +146,7 @@ impl Qr {
         }
         Qr {
             cols,
-            repr: Repr::Nalgebra(a.qr()),
+            repr: Repr::Blocked(super::qr::BlockedQr::new(a)),
         }
     }
 
@@ -158,7 +158,7 @@ impl Qr {
                 let c = self.cols;
                 DMatrix::from_fn(c, c, |i, j| if i <= j { factors[(i, j)] } else { 0.0 })
             }
-            Repr::Nalgebra(qr) => qr.r(),
+            Repr::Blocked(qr) => qr.r(),
         }
     }
 
@@ -195,7 +195,7 @@ impl Qr {
                 });
                 out
             }
-            Repr::Nalgebra(qr) => qr.q() * m,
+            Repr::Blocked(qr) => qr.apply_q(m),
         }
     }
 }

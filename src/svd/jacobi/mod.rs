@@ -46,9 +46,9 @@
 //!    WᵀW); this is the preconditioning of LAPACK's dgejsv. faer's QR
 //!    deflates columns whose remainder is below 16·r·ε of their norm
 //!    (dropping it from R); when it does (numerically rank-deficient input)
-//!    the factorisation is redone with nalgebra's Householder QR, which is
-//!    also the only one without the `faer` feature; its Q is formed only
-//!    when U or V needs it (never for singular values only).
+//!    the factorisation is redone with the crate's blocked Householder QR
+//!    (`qr.rs`: compact WY, level-3 updates, every column reduced), which
+//!    is also the only one without the `faer` feature.
 //! 2. The sweeps use the same rotations, threshold √c·ε and carried norms
 //!    as above, but visit the pairs block by block (`blocked.rs`): blocks of
 //!    ≈ 16384/c consecutive columns (8 to 64); for each block I the pairs
@@ -116,6 +116,7 @@ use crate::{Error, Result, Scalar};
 
 mod blocked;
 mod linalg;
+mod qr;
 
 /// The output of the Jacobi kernel: (U, σ, Vᵀ) in the shape of the input,
 /// in the order the sweeps left them (the gate of [`svd`](super) sorts).
