@@ -7,6 +7,8 @@
 //! - [`frobenius`]: ‖A‖_F of any entries, on the scale of max|aᵢⱼ|.
 //! - [`sum_of_squares_f64`]: Σ f(xᵢ)² of a column-major buffer in f64 lanes
 //!   that vectorise (Auto's energy identity).
+//! - [`dot_f64`]: xᵀy accumulated in f64 lanes that vectorise (the Jacobi
+//!   SVD's inner products, Auto's exact checks).
 
 use crate::Scalar;
 
@@ -75,6 +77,26 @@ pub(crate) fn sum_of_squares_f64<T: Scalar>(
         lanes.iter().sum::<f64>() + tail
     });
     compensated_sum(columns)
+}
+
+/// xᵀy accumulated in f64, with eight independent partial sums so that the
+/// loop vectorises.
+#[inline]
+pub(crate) fn dot_f64<T: Scalar>(x: &[T], y: &[T]) -> f64 {
+    const L: usize = 8;
+    let (xc, yc) = (x.chunks_exact(L), y.chunks_exact(L));
+    let (xr, yr) = (xc.remainder(), yc.remainder());
+    let mut acc = [0.0f64; L];
+    for (xs, ys) in xc.zip(yc) {
+        for k in 0..L {
+            acc[k] += xs[k].to_f64() * ys[k].to_f64();
+        }
+    }
+    let mut tail = 0.0;
+    for (&xi, &yi) in xr.iter().zip(yr) {
+        tail += xi.to_f64() * yi.to_f64();
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use nalgebra::DMatrix;
 use super::{Backend, JacobiParams, Method, NalgebraParams, Raw, gate, run_backend};
 use crate::num::dense::product;
 use crate::num::rng::SplitMix64;
-use crate::num::sum::{compensated_sum, sum_of_squares_f64};
+use crate::num::sum::{compensated_sum, dot_f64 as dot, sum_of_squares_f64};
 use crate::view::{AsMatrixRef, MatrixRef};
 use crate::{Result, Scalar, check};
 
@@ -228,25 +228,6 @@ fn exact_checks_pass<T: Scalar>(
         }
     }
     defect(&|p, q| g[q * k + p]) <= half2
-}
-
-/// xᵀy in f64 with four independent partial sums (so that the loop
-/// vectorises).
-fn dot<T: Scalar, U: Scalar>(x: &[T], y: &[U]) -> f64 {
-    let mut acc = [0.0f64; 4];
-    let (xc, yc) = (x.chunks_exact(4), y.chunks_exact(4));
-    let tail: f64 = xc
-        .remainder()
-        .iter()
-        .zip(yc.remainder())
-        .map(|(a, b)| a.to_f64() * b.to_f64())
-        .sum();
-    for (a, b) in xc.zip(yc) {
-        for i in 0..4 {
-            acc[i] += a[i].to_f64() * b[i].to_f64();
-        }
-    }
-    (acc[0] + acc[2]) + (acc[1] + acc[3]) + tail
 }
 
 #[cfg(test)]

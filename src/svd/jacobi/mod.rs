@@ -111,6 +111,7 @@ use nalgebra::DMatrix;
 
 use super::{JacobiParams, Method, Raw};
 use crate::num::scale::scale_back;
+use crate::num::sum::dot_f64 as dot;
 use crate::view::MatrixRef;
 use crate::{Error, Result, Scalar};
 
@@ -490,26 +491,6 @@ fn rotate_to_orthogonal<T: Scalar>(
 /// A squared column norm updated by a rotation is recomputed from the
 /// column when it fell to this fraction of its value before the rotation.
 const RECOMPUTE: f64 = 1.0 / 16.0;
-
-/// xᵀy accumulated in f64, with eight independent partial sums so that the
-/// loop vectorises.
-#[inline]
-fn dot<T: Scalar>(x: &[T], y: &[T]) -> f64 {
-    const L: usize = 8;
-    let (xc, yc) = (x.chunks_exact(L), y.chunks_exact(L));
-    let (xr, yr) = (xc.remainder(), yc.remainder());
-    let mut acc = [0.0f64; L];
-    for (xs, ys) in xc.zip(yc) {
-        for k in 0..L {
-            acc[k] += xs[k].to_f64() * ys[k].to_f64();
-        }
-    }
-    let mut tail = 0.0;
-    for (&xi, &yi) in xr.iter().zip(yr) {
-        tail += xi.to_f64() * yi.to_f64();
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
 
 /// x ← c·x − s·y, y ← s·x + c·y.
 #[inline]
